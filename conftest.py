@@ -1,0 +1,121 @@
+"""pytest surface of the benchmark (the user's card): options -> parametrized cases -> results directory.
+
+    pytest tests_bench/test_cases.py -k "qwen and TAU" --prune-ratio 0.0 --sample-limit 2
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from marathon_lib.errors import ConfigError
+from marathon_lib.options import RunOptions, build_options
+from marathon_lib.results import ResultsDir, run_manifest, write_json
+from marathon_lib.runner import CaseSpec
+
+pytest_plugins = ["fixtures.data", "fixtures.models"]
+
+OPTIONS_KEY = pytest.StashKey[RunOptions]()
+RESULTS_ENV = "MARATHON_RESULTS_DIR"  # shared by the controller and its xdist workers
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("marathon", "AudioMarathon benchmark")
+    group.addoption("--models", default="tiny-qwen2.5-omni", help="comma list of model names or checkpoint dirs")
+    group.addoption("--tasks", default=None, help="comma list of tasks (default: all 10)")
+    group.addoption("--pruners", default="base", help="comma list of pruning methods")
+    group.addoption("--prune-ratio", default="0.0", help="fraction of audio tokens dropped; comma list sweeps")
+    group.addoption("--prune-layer", type=int, default=2, help="decoder layer K where pruning happens")
+    group.addoption("--sample-limit", type=int, default=0, help="samples per case (0 = all)")
+    group.addoption("--data-root", default=None, help="AudioMarathon data (seed layout); default: synthetic data")
+    group.addoption("--results-dir", default=None, help="results directory (default: results/run-<time>)")
+    group.addoption("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    group.addoption("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16")
+    group.addoption("--attn-impl", default="sdpa", help="sdpa, eager or flash_attention_2")
+    group.addoption("--seed", type=int, default=0, help="seed for synthetic data and seeded methods")
+    group.addoption("--synthetic-seconds", type=float, default=60.0, help="length of each synthetic clip")
+    group.addoption("--synthetic-samples", type=int, default=3, help="synthetic samples per task")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "benchmark_case: one (task, model, method) benchmark case")
+    results_dir = config.getoption("--results-dir") or os.environ.get(RESULTS_ENV)
+    if not results_dir:
+        results_dir = str(Path("results") / datetime.now().strftime("run-%Y%m%d-%H%M%S"))
+    os.environ[RESULTS_ENV] = results_dir  # workers inherit it
+    try:
+        options = build_options(
+            models=config.getoption("--models"),
+            tasks=config.getoption("--tasks"),
+            pruners=config.getoption("--pruners"),
+            prune_ratio=config.getoption("--prune-ratio"),
+            prune_layer=config.getoption("--prune-layer"),
+            sample_limit=config.getoption("--sample-limit"),
+            data_root=config.getoption("--data-root"),
+            results_dir=results_dir,
+            device=config.getoption("--device"),
+            dtype=config.getoption("--dtype"),
+            attn_implementation=config.getoption("--attn-impl"),
+            seed=config.getoption("--seed"),
+            synthetic_seconds=config.getoption("--synthetic-seconds"),
+            synthetic_samples=config.getoption("--synthetic-samples"),
+        )
+    except ConfigError as err:
+        raise pytest.UsageError(str(err)) from None
+    config.stash[OPTIONS_KEY] = options
+
+
+def cases_for(options: RunOptions) -> list[CaseSpec]:
+    """base runs once per (task, model); every other method once per ratio."""
+    cases = []
+    for model in options.models:
+        for task in options.tasks:
+            for pruner in options.pruners:
+                if pruner == "base":
+                    cases.append(CaseSpec(task, model))
+                else:
+                    cases.extend(CaseSpec(task, model, pruner, r, options.prune_layer) for r in options.prune_ratios)
+    return cases
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" in metafunc.fixturenames:
+        cases = cases_for(metafunc.config.stash[OPTIONS_KEY])
+        metafunc.parametrize(
+            "case",
+            [pytest.param(c, id=c.case_id, marks=[pytest.mark.xdist_group(c.model), pytest.mark.benchmark_case])
+             for c in cases],
+        )
+
+
+@pytest.fixture(scope="session")
+def run_options(pytestconfig: pytest.Config) -> RunOptions:
+    return pytestconfig.stash[OPTIONS_KEY]
+
+
+@pytest.fixture(scope="session")
+def results(run_options: RunOptions) -> ResultsDir:
+    results = ResultsDir(run_options.results_dir).ensure()
+    manifest = results.root / "manifest.json"
+    if not manifest.exists():
+        write_json(manifest, run_manifest(run_options.as_manifest(), run_options.device))
+    return results
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workerinput"):
+        return  # xdist worker: the controller writes the report once
+    options = session.config.stash.get(OPTIONS_KEY, None)
+    if options is None:
+        return
+    results = ResultsDir(options.results_dir)
+    if results.cases.is_dir() and any(results.cases.glob("*.json")):
+        from marathon_lib.report import write_report
+
+        write_report(results)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"marathon results: {results.root} (leaderboard.md, summary.json)")

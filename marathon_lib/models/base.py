@@ -1,0 +1,142 @@
+"""The model adapter protocol: messages -> inputs + audio spans -> timed greedy generation."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..timing import Clock, FirstTokenMark, Timing
+
+
+@dataclass(frozen=True)
+class AudioSpan:
+    """A contiguous run of audio placeholder tokens in input_ids: positions [start, start + length)."""
+
+    start: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+def find_audio_spans(input_ids: torch.Tensor, audio_token_id: int) -> tuple[AudioSpan, ...]:
+    """Every family scatters audio embeddings at `input_ids == audio_token_id`; one run per clip."""
+    positions = (input_ids.reshape(-1) == audio_token_id).nonzero().flatten().tolist()
+    spans: list[AudioSpan] = []
+    for pos in positions:
+        if spans and pos == spans[-1].end:
+            spans[-1] = AudioSpan(spans[-1].start, spans[-1].length + 1)
+        else:
+            spans.append(AudioSpan(pos, 1))
+    return tuple(spans)
+
+
+@dataclass
+class ModelInputs:
+    tensors: dict[str, torch.Tensor]
+    spans: tuple[AudioSpan, ...]
+    audio_seconds: float
+    audio_chunks: int = 1
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_input_tokens(self) -> int:
+        return int(self.tensors["input_ids"].shape[-1])
+
+    @property
+    def n_audio_tokens(self) -> int:
+        return sum(span.length for span in self.spans)
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    new_token_ids: list[int]
+    timing: Timing
+
+
+def split_audio(samples: np.ndarray, sampling_rate: int, max_seconds: float | None) -> list[np.ndarray]:
+    """Split audio longer than the model's window into equal consecutive chunks (never truncate)."""
+    if max_seconds is None or len(samples) <= max_seconds * sampling_rate:
+        return [samples]
+    n_chunks = math.ceil(len(samples) / (max_seconds * sampling_rate))
+    return list(np.array_split(samples, n_chunks))
+
+
+class AudioLM(ABC):
+    """One adapter per model family. Subclasses load the model/processor and build inputs."""
+
+    family: str
+    default_system_prompt: str | None = None
+
+    def __init__(self, name: str, checkpoint: str, device: str, dtype: torch.dtype, attn_implementation: str) -> None:
+        self.name = name
+        self.checkpoint = checkpoint
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.attn_implementation = attn_implementation
+        self.model, self.processor = self.load()
+        self.model.eval()
+        self.clock = Clock(self.device)
+
+    # --- family specifics -------------------------------------------------------------------
+    @abstractmethod
+    def load(self) -> tuple[torch.nn.Module, Any]:
+        """Return (model on self.device, processor)."""
+
+    @abstractmethod
+    def prepare(self, audio: np.ndarray, prompt: str, system: str | None = None) -> ModelInputs:
+        """Chat-format one audio + prompt, run the processor, locate the audio spans."""
+
+    @property
+    @abstractmethod
+    def sampling_rate(self) -> int: ...
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+    def generation_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    # --- shared -----------------------------------------------------------------------------
+    def to_device(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        moved = {}
+        for key, value in batch.items():
+            if isinstance(value, torch.Tensor):
+                value = value.to(self.device)
+                if value.is_floating_point():
+                    value = value.to(self.dtype)
+                moved[key] = value
+        return moved
+
+    @torch.inference_mode()
+    def generate(self, inputs: ModelInputs, max_new_tokens: int) -> Generation:
+        """Greedy decoding (sampling off), timed as prefill (first token) + decode (the rest)."""
+        marker = FirstTokenMark(self.clock)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        start = self.clock.mark()
+        output = self.model.generate(
+            **inputs.tensors,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=pad,
+            streamer=marker,
+            **self.generation_kwargs(),
+        )
+        end = self.clock.mark()
+        sequences = output.sequences if hasattr(output, "sequences") else output
+        new_ids = sequences[0, inputs.n_input_tokens :].tolist()
+        first = marker.first if marker.first is not None else end
+        timing = Timing(self.clock.elapsed_ms(start, first), self.clock.elapsed_ms(first, end), len(new_ids))
+        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
+        return Generation(text=text.strip(), new_token_ids=new_ids, timing=timing)

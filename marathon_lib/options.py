@@ -1,0 +1,113 @@
+"""Validated run options, shared by the pytest plugin and scripts. Bad values raise ConfigError
+before any dataset is built or model is loaded."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .models import DTYPES, MODELS, resolve_model
+from .tasks import TASKS
+
+PRUNERS = ("base",)  # the pruning issue adds random, frame, fast_v, dart
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+
+
+def split_list(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def parse_ratios(value: str) -> list[float]:
+    ratios = []
+    for item in split_list(value):
+        try:
+            ratio = float(item)
+        except ValueError:
+            raise ConfigError(f"--prune-ratio: {item!r} is not a number") from None
+        if not 0.0 <= ratio < 1.0:
+            raise ConfigError(f"--prune-ratio: {ratio} is outside [0, 1): it is the fraction of audio tokens dropped")
+        ratios.append(ratio)
+    if not ratios:
+        raise ConfigError("--prune-ratio: give at least one value, e.g. 0.5 or 0.1,0.5,0.9")
+    return ratios
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    models: list[str]
+    tasks: list[str]
+    pruners: list[str]
+    prune_ratios: list[float]
+    prune_layer: int
+    sample_limit: int | None
+    data_root: Path | None
+    results_dir: Path
+    device: str
+    dtype: str
+    attn_implementation: str
+    seed: int
+    synthetic_seconds: float
+    synthetic_samples: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_manifest(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+def build_options(
+    *,
+    models: str,
+    tasks: str | None,
+    pruners: str,
+    prune_ratio: str,
+    prune_layer: int,
+    sample_limit: int,
+    data_root: str | None,
+    results_dir: str,
+    device: str | None,
+    dtype: str,
+    attn_implementation: str,
+    seed: int,
+    synthetic_seconds: float,
+    synthetic_samples: int,
+) -> RunOptions:
+    model_names = split_list(models)
+    if not model_names:
+        raise ConfigError(f"--models: give at least one of {', '.join(MODELS.names())} or a checkpoint directory")
+    for name in model_names:
+        resolve_model(name)
+    task_names = split_list(tasks) or TASKS.names()
+    for name in task_names:
+        TASKS.get(name)
+    pruner_names = split_list(pruners) or ["base"]
+    for name in pruner_names:
+        if name not in PRUNERS:
+            raise ConfigError(f"--pruners: unknown pruner {name!r}; known: {', '.join(PRUNERS)}")
+    if prune_layer < 1:
+        raise ConfigError(f"--prune-layer: {prune_layer} must be >= 1 (layer 0 would change the cache bookkeeping)")
+    if sample_limit < 0:
+        raise ConfigError(f"--sample-limit: {sample_limit} must be >= 0 (0 = all samples)")
+    if synthetic_seconds <= 0 or synthetic_samples < 1:
+        raise ConfigError("--synthetic-seconds must be > 0 and --synthetic-samples >= 1")
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine")
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype: {dtype!r} is not one of auto, {', '.join(DTYPES)}")
+    if attn_implementation not in ATTN_IMPLEMENTATIONS:
+        raise ConfigError(f"--attn-impl: {attn_implementation!r} is not one of {', '.join(ATTN_IMPLEMENTATIONS)}")
+    root = Path(data_root) if data_root else None
+    if root is not None and not root.is_dir():
+        raise ConfigError(f"--data-root: {root} is not a directory")
+    return RunOptions(
+        models=model_names, tasks=task_names, pruners=pruner_names, prune_ratios=parse_ratios(prune_ratio),
+        prune_layer=prune_layer, sample_limit=sample_limit or None, data_root=root, results_dir=Path(results_dir),
+        device=device, dtype=dtype, attn_implementation=attn_implementation, seed=seed,
+        synthetic_seconds=synthetic_seconds, synthetic_samples=synthetic_samples,
+    )

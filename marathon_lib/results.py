@@ -1,0 +1,127 @@
+"""The results directory: append-only per-sample JSONL, one JSON per case, the run manifest.
+
+Layout (design.md):
+    manifest.json            git sha, package versions, device, options, seed
+    samples/<case>.jsonl     one record per sample, flushed as it finishes
+    cases/<case>.json        metrics, timing and token counts of one case
+    summary.json, leaderboard.md   written by `marathon report` / at the end of a pytest session
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+
+
+def safe_name(case_id: str) -> str:
+    """File-system-safe case file name (hub ids contain '/'; ':' breaks some file systems)."""
+    return re.sub(r"[^A-Za-z0-9._+=-]", "__", case_id)
+
+
+class ResultsDir:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.samples = self.root / "samples"
+        self.cases = self.root / "cases"
+
+    def ensure(self) -> "ResultsDir":
+        self.samples.mkdir(parents=True, exist_ok=True)
+        self.cases.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def sample_path(self, case_id: str) -> Path:
+        return self.samples / f"{safe_name(case_id)}.jsonl"
+
+    def case_path(self, case_id: str) -> Path:
+        return self.cases / f"{safe_name(case_id)}.json"
+
+    def write_case(self, case: dict[str, Any]) -> Path:
+        return write_json(self.case_path(case["case_id"]), case)
+
+    def read_cases(self) -> list[dict[str, Any]]:
+        return [json.loads(p.read_text()) for p in sorted(self.cases.glob("*.json"))]
+
+    def read_samples(self, case_id: str) -> list[dict[str, Any]]:
+        return list(read_jsonl(self.sample_path(case_id)))
+
+
+class SampleLog:
+    """Append one JSON line per finished sample and flush it, so a crash loses nothing already computed."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(path, "w", encoding="utf-8")
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{number}: not a JSON record: {err}") from err
+
+
+def write_json(path: Path, payload: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)  # readers never see a half-written file
+    return path
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def run_manifest(options: dict[str, Any], device: str) -> dict[str, Any]:
+    import torch
+
+    packages = {}
+    for name in ("torch", "transformers", "tokenizers", "numpy", "soundfile", "soxr", "scikit-learn", "jiwer",
+                 "kvpress", "flash-attn", "audiomarathon-suite"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    status = _git("status", "--porcelain")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": now_iso(),
+        "git": {"sha": _git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None},
+        "packages": packages,
+        "python": platform.python_version(),
+        "device": {
+            "requested": device,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "cpu": platform.processor() or platform.machine(),
+            "torch_threads": torch.get_num_threads(),
+        },
+        "options": options,
+    }

@@ -1,0 +1,216 @@
+"""Run one benchmark case (task x model x method): samples -> records -> metrics -> case JSON."""
+
+from __future__ import annotations
+
+import statistics
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .audio import file_sha1, load_audio
+from .errors import DataError
+from .metrics import case_metrics
+from .models.base import AudioLM
+from .results import SCHEMA_VERSION, ResultsDir, SampleLog, now_iso
+from .tasks import Sample, TaskSpec, parse_choice, parse_transcript
+from .tasks.parsers import INVALID
+
+WARMUP_TOKENS = 2
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    task: str
+    model: str
+    pruner: str = "base"
+    prune_ratio: float = 0.0
+    prune_layer: int = 2
+
+    @property
+    def case_id(self) -> str:
+        """Reads like TAU-tiny-qwen2.5-omni-base or TAU-tiny-qwen2.5-omni-fast_v-r0.5-L2 (for `-k`)."""
+        base = f"{self.task}-{self.model}-{self.pruner}"
+        return base if self.pruner == "base" else f"{base}-r{self.prune_ratio:g}-L{self.prune_layer}"
+
+
+def score_response(spec: TaskSpec, sample: Sample, response: str) -> dict[str, Any]:
+    """Parse one response and decide status/correctness; shared by live runs and `marathon rescore`."""
+    if spec.answer == "text":
+        parsed = parse_transcript(response)
+    else:
+        parsed = parse_choice(response, sample.choices, sample.letters, spec.aliases)
+    status = "invalid" if parsed.rule == INVALID else "ok"
+    return {
+        "parsed": parsed.label,
+        "parsed_letter": parsed.letter,
+        "parse_rule": parsed.rule,
+        "status": status,
+        "correct": None if spec.answer == "text" else (status == "ok" and parsed.label == sample.target),
+    }
+
+
+def sample_from_record(record: Mapping[str, Any]) -> Sample:
+    from pathlib import Path
+
+    return Sample(
+        sample_id=record["sample_id"],
+        audio_path=Path(record["audio_path"]),
+        target=record["target"],
+        choices=tuple(record.get("choices") or ()),
+        letters=tuple(record.get("letters") or ()),
+    )
+
+
+def _base_record(sample: Sample) -> dict[str, Any]:
+    return {
+        "sample_id": sample.sample_id,
+        "audio_path": str(sample.audio_path),
+        "target": sample.target,
+        "target_letter": sample.target_letter,
+        "choices": list(sample.choices),
+        "letters": list(sample.letters),
+        "meta": dict(sample.meta),
+        "response": None,
+        "parsed": None,
+        "parsed_letter": None,
+        "parse_rule": None,
+        "correct": None,
+        "status": "error",
+        "error": None,
+        "error_kind": None,
+        "timing": None,
+        "tokens": None,
+    }
+
+
+class CaseRunner:
+    """Runs the samples of one case through one loaded model and writes everything as it goes."""
+
+    def __init__(
+        self,
+        case: CaseSpec,
+        spec: TaskSpec,
+        model: AudioLM,
+        results: ResultsDir,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.case, self.spec, self.model, self.results = case, spec, model, results
+        self.progress = progress or (lambda message: None)
+
+    def run(self, samples: Sequence[Sample]) -> dict[str, Any]:
+        log = SampleLog(self.results.sample_path(self.case.case_id))
+        records: list[dict[str, Any]] = []
+        try:
+            warmup_ms = self.warmup(samples)
+            for index, sample in enumerate(samples, 1):
+                record = self.run_sample(sample)
+                log.append(record)
+                records.append(record)
+                self.progress(f"{self.case.case_id} [{index}/{len(samples)}] {sample.sample_id}: {_brief(record)}")
+        finally:
+            log.close()
+        case = self.summarise(records, warmup_ms)
+        self.results.write_case(case)
+        return case
+
+    def warmup(self, samples: Sequence[Sample]) -> float | None:
+        """One untimed-for-metrics generation on the first usable sample (kernel/alloc warm-up), reported."""
+        for sample in samples:
+            if sample.error:
+                continue
+            try:
+                inputs = self.model.prepare(load_audio(sample.audio_path, self.model.sampling_rate).samples,
+                                            self.spec.prompt(sample))
+            except DataError:
+                continue
+            generation = self.model.generate(inputs, WARMUP_TOKENS)
+            return round(generation.timing.prefill_ms + generation.timing.decode_ms, 3)
+        return None
+
+    def run_sample(self, sample: Sample) -> dict[str, Any]:
+        record = _base_record(sample)
+        if sample.error:
+            return record | {"error": sample.error, "error_kind": "data"}
+        try:
+            clip = load_audio(sample.audio_path, self.model.sampling_rate)
+            record["audio_sha1"] = file_sha1(sample.audio_path)
+            record["audio_seconds"] = round(clip.seconds, 3)
+            inputs = self.model.prepare(clip.samples, self.spec.prompt(sample))
+        except DataError as err:
+            return record | {"error": f"sample {sample.sample_id}: {err}", "error_kind": "data"}
+        try:
+            generation = self.model.generate(inputs, self.spec.max_new_tokens)
+        except Exception as err:  # recorded, and the pytest case fails on it after the other samples ran
+            return record | {
+                "error": f"sample {sample.sample_id}: {type(err).__name__}: {err}",
+                "error_kind": "model",
+                "traceback": traceback.format_exc(limit=6),
+            }
+        record.update(score_response(self.spec, sample, generation.text))
+        record["response"] = generation.text
+        record["timing"] = generation.timing.as_dict()
+        record["tokens"] = {
+            "input": inputs.n_input_tokens,
+            "audio": inputs.n_audio_tokens,
+            "audio_kept": inputs.n_audio_tokens,
+            "audio_chunks": inputs.audio_chunks,
+            "new": generation.timing.new_tokens,
+        }
+        return record
+
+    def summarise(self, records: Sequence[Mapping[str, Any]], warmup_ms: float | None) -> dict[str, Any]:
+        return build_case(self.case, self.spec, records, warmup_ms)
+
+
+def build_case(
+    case: CaseSpec, spec: TaskSpec, records: Sequence[Mapping[str, Any]], warmup_ms: float | None
+) -> dict[str, Any]:
+    timed = [r for r in records if r["status"] != "error"]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "case_id": case.case_id,
+        **asdict(case),
+        "task_code": spec.code,
+        "category": spec.category,
+        "task_version": spec.version,
+        "created": now_iso(),
+        "metrics": case_metrics(spec.answer, records),
+        "timing": {
+            "prefill_ms": _mean(r["timing"]["prefill_ms"] for r in timed),
+            "prefill_ms_median": _median(r["timing"]["prefill_ms"] for r in timed),
+            "decode_ms": _mean(r["timing"]["decode_ms"] for r in timed),
+            "decode_tokens_per_s": _mean(
+                r["timing"]["decode_tokens_per_s"] for r in timed if r["timing"]["decode_tokens_per_s"] is not None
+            ),
+            "audio_seconds": _mean(r["audio_seconds"] for r in timed),
+            "n_timed": len(timed),
+            "warmup_ms": warmup_ms,
+            "warmup_excluded": True,
+        },
+        "tokens": {
+            "input": _mean(r["tokens"]["input"] for r in timed),
+            "audio": _mean(r["tokens"]["audio"] for r in timed),
+            "audio_kept": _mean(r["tokens"]["audio_kept"] for r in timed),
+        },
+        "errors": [{"sample_id": r["sample_id"], "kind": r["error_kind"], "error": r["error"]}
+                   for r in records if r["status"] == "error"],
+    }
+
+
+def _mean(values: Any) -> float | None:
+    values = list(values)
+    return round(statistics.fmean(values), 3) if values else None
+
+
+def _median(values: Any) -> float | None:
+    values = list(values)
+    return round(statistics.median(values), 3) if values else None
+
+
+def _brief(record: Mapping[str, Any]) -> str:
+    if record["status"] == "error":
+        return f"ERROR {record['error']}"
+    timing = record["timing"]
+    verdict = "" if record["correct"] is None else (" correct" if record["correct"] else " wrong")
+    return f"{record['status']}{verdict} prefill {timing['prefill_ms']:.0f} ms, {timing['new_tokens']} tokens"

@@ -1,0 +1,231 @@
+"""Readers for the seed's on-disk formats (seed_spec.md §3).
+
+A missing or malformed manifest raises DataError naming the file. A single bad item becomes a
+Sample with `error` set, so it is recorded (status `error`) and the rest of the case goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable, Mapping, Sequence
+from itertools import chain, zip_longest
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from .base import Sample
+
+UPPER = ("A", "B", "C", "D", "E")
+
+
+def read_manifest(path: Path, what: str) -> Any:
+    """Parse a JSON manifest; every failure names the file and the expected format."""
+    if not path.is_file():
+        raise DataError(f"{what} manifest not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{what} manifest {path} is not valid JSON: {err}") from err
+    except UnicodeDecodeError as err:
+        raise DataError(f"{what} manifest {path} is not UTF-8 text: {err}") from err
+
+
+def resolve_audio(root: Path, relative: str, audio_dirs: Sequence[str]) -> Path:
+    """First existing candidate among root/<dir>/<relative>; else the first candidate (reported later as missing)."""
+    candidates = [Path(relative)] if Path(relative).is_absolute() else [root / d / relative for d in audio_dirs]
+    return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+def _choices_of(item: Mapping[str, Any], layout: str, n_choices: int) -> list[str]:
+    if layout == "options":  # RACE: "options": [..]
+        options = item["options"]
+        if not isinstance(options, list):
+            raise ValueError("'options' is not a list")
+        return [str(o) for o in options]
+    if layout == "choices_dict":  # DESED: "choices": {"A": .., ...}
+        choices = item["choices"]
+        if not isinstance(choices, Mapping):
+            raise ValueError("'choices' is not an object")
+        return [str(choices[letter]) for letter in UPPER[:n_choices]]
+    return [str(item[f"choice_{letter.lower()}"]) for letter in UPPER[:n_choices]]  # choice_a..
+
+
+def _answer_index(answer: object, choices: list[str], letters: Sequence[str]) -> int:
+    """answer_gt may be a letter or the option text (VoxCeleb stores text); match case-insensitively."""
+    text = str(answer).strip()
+    lowered = [c.strip().lower() for c in choices]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    upper_letters = [letter.upper() for letter in letters]
+    if text.upper().rstrip(".)") in upper_letters:
+        return upper_letters.index(text.upper().rstrip(".)"))
+    raise ValueError(f"answer {answer!r} is not among the choices {dict(zip(letters, choices))}")
+
+
+def load_choice_manifest(
+    root: Path,
+    *,
+    manifest: str,
+    what: str,
+    layout: str = "choice_keys",
+    n_choices: int = 4,
+    letters: Sequence[str] = UPPER[:4],
+    answer_key: str = "answer_gt",
+    path_key: str = "path",
+    id_keys: Sequence[str] = ("uniq_id",),
+    audio_dirs: Sequence[str] = ("",),
+    items_key: str | None = None,
+    meta_keys: Sequence[str] = (),
+    keep: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> list[Sample]:
+    """Generic reader for the seed's multiple-choice JSON manifests."""
+    manifest_path = root / manifest
+    data = read_manifest(manifest_path, what)
+    if items_key is not None:
+        if not isinstance(data, Mapping) or not isinstance(data.get(items_key), list):
+            raise DataError(f"{what} manifest {manifest_path} must be an object with a list under {items_key!r}")
+        data = data[items_key]
+    if not isinstance(data, list):
+        raise DataError(f"{what} manifest {manifest_path} must be a JSON list of items, got {type(data).__name__}")
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(data):
+        where = f"{what} item {index} of {manifest_path.name}"
+        if not isinstance(item, Mapping):
+            samples.append(_broken(f"{what}-{index}", root, f"{where}: not a JSON object"))
+            continue
+        if keep is not None and not keep(item):
+            continue
+        sample_id = _unique_id(_item_id(item, id_keys, path_key, index), seen)
+        try:
+            relative = str(item[path_key])
+            choices = _choices_of(item, layout, n_choices)
+            answer = _answer_index(item[answer_key], choices, letters)
+        except KeyError as err:
+            samples.append(_broken(sample_id, root, f"{where}: missing key {err}"))
+            continue
+        except ValueError as err:
+            samples.append(_broken(sample_id, root, f"{where}: {err}"))
+            continue
+        if len(set(c.strip().lower() for c in choices)) != len(choices):
+            samples.append(_broken(sample_id, root, f"{where}: duplicate choices {choices}"))
+            continue
+        meta = {key: item[key] for key in meta_keys if key in item}
+        samples.append(
+            Sample(
+                sample_id=sample_id,
+                audio_path=resolve_audio(root, relative, audio_dirs),
+                target=choices[answer],
+                question=str(item.get("question", "")),
+                choices=tuple(choices),
+                letters=tuple(letters),
+                meta=meta,
+            )
+        )
+    return samples
+
+
+def _item_id(item: Mapping[str, Any], id_keys: Sequence[str], path_key: str, index: int) -> str:
+    parts = [str(item[k]) for k in id_keys if item.get(k) not in (None, "")]
+    if parts:
+        return "/".join(parts)
+    return str(item.get(path_key) or f"item-{index}")
+
+
+def _unique_id(sample_id: str, seen: dict[str, int]) -> str:
+    # Two items may share an audio file (RACE: several questions per passage); ids must stay unique.
+    count = seen.get(sample_id, 0)
+    seen[sample_id] = count + 1
+    return sample_id if count == 0 else f"{sample_id}#{count}"
+
+
+def _broken(sample_id: str, root: Path, error: str) -> Sample:
+    return Sample(sample_id=sample_id, audio_path=root, target="", error=error)
+
+
+def interleave_by_target(samples: list[Sample]) -> list[Sample]:
+    """Round-robin over classes (in order of first appearance) so any prefix (--sample-limit) stays balanced."""
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.target, []).append(sample)
+    return [s for s in chain.from_iterable(zip_longest(*groups.values())) if s is not None]
+
+
+def balance_by_target(samples: list[Sample], seed: int = 42) -> list[Sample]:
+    """Down-sample every class to the smallest class size with a fixed seed (the seed's HAD/Vox intent)."""
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.target, []).append(sample)
+    if not groups:
+        return []
+    size = min(len(g) for g in groups.values())
+    rng = random.Random(seed)
+    kept = {target: sorted(rng.sample(g, size), key=lambda s: s.sample_id) for target, g in groups.items()}
+    return interleave_by_target([s for target in groups for s in kept[target]])
+
+
+def load_had(root: Path) -> list[Sample]:
+    """HAD: <root>/real/*.wav and <root>/fake/*.wav, balanced with seed 42 (seed_spec §3.8)."""
+    samples: list[Sample] = []
+    for label in ("real", "fake"):
+        folder = root / label
+        if not folder.is_dir():
+            raise DataError(f"HAD folder not found: {folder} (expected {root}/real/*.wav and {root}/fake/*.wav)")
+        for path in sorted(folder.glob("*.wav")):
+            samples.append(
+                Sample(
+                    sample_id=f"{label}/{path.name}",
+                    audio_path=path,
+                    target=label,
+                    choices=("real", "fake"),
+                    letters=("a", "b"),
+                    meta={"category": label},
+                )
+            )
+    if not samples:
+        raise DataError(f"HAD data under {root} has no .wav files in real/ or fake/")
+    return balance_by_target(samples)
+
+
+def load_librispeech(root: Path) -> list[Sample]:
+    """LibriSpeech-long: <root>/test-clean/<spk>/<chapter>/<utt>.flac with <utt>.txt or <spk>-<chapter>.trans.txt."""
+    split = root / "test-clean"
+    if not split.is_dir():
+        raise DataError(f"LibriSpeech split not found: {split} (expected test-clean/<speaker>/<chapter>/*.flac)")
+    samples: list[Sample] = []
+    transcripts: dict[Path, dict[str, str]] = {}
+    for audio in sorted(split.glob("*/*/*.flac")):
+        chapter_dir = audio.parent
+        if chapter_dir not in transcripts:
+            transcripts[chapter_dir] = _read_trans(chapter_dir)
+        utt = audio.stem
+        own = audio.with_suffix(".txt")
+        text = own.read_text(encoding="utf-8").strip() if own.is_file() else transcripts[chapter_dir].get(utt)
+        speaker = audio.parent.parent.name
+        if not text:
+            samples.append(
+                Sample(utt, audio, "", error=f"LibriSpeech {audio}: no transcript in {own.name} or the chapter's .trans.txt")
+            )
+            continue
+        samples.append(Sample(sample_id=utt, audio_path=audio, target=text, meta={"speaker": speaker}))
+    if not samples:
+        raise DataError(f"LibriSpeech split {split} has no .flac files")
+    return samples
+
+
+def _read_trans(chapter_dir: Path) -> dict[str, str]:
+    table: dict[str, str] = {}
+    for trans in chapter_dir.glob("*.trans.txt"):
+        for line in trans.read_text(encoding="utf-8").splitlines():
+            utt, _, text = line.strip().partition(" ")
+            if utt:
+                table[utt] = text.strip()
+    return table
+
+
+def vesus_keep(item: Mapping[str, Any]) -> bool:
+    """The seed (Qwen) drops persons 2 and 10 for 'happy'; applied here to every model alike."""
+    person = re.sub(r"\D", "", str(item.get("person_id", "")))
+    return not (person in {"2", "10"} and str(item.get("emotion_label", "")).lower() == "happy")

@@ -1,0 +1,71 @@
+"""One timing definition for every model (design.md "Timing rules").
+
+prefill = from inputs on the device to the first generated token (audio encoder included);
+decode  = the remaining tokens from the same cache; tokens/s = decoded tokens / decode time.
+On CUDA the marks are CUDA events recorded in stream order (no host sync per mark); on CPU they
+are perf_counter readings.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from transformers.generation.streamers import BaseStreamer
+
+
+class Clock:
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.device = device
+
+    def mark(self) -> object:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record(torch.cuda.current_stream(self.device))
+            return event
+        return time.perf_counter()
+
+    def elapsed_ms(self, start: object, end: object) -> float:
+        if self.cuda:
+            end.synchronize()  # type: ignore[attr-defined]
+            return float(start.elapsed_time(end))  # type: ignore[attr-defined]
+        return (end - start) * 1000.0  # type: ignore[operator]
+
+
+class FirstTokenMark(BaseStreamer):
+    """`generate` calls put() once with the prompt, then once per new token: mark the first new token."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.calls = 0
+        self.first: object | None = None
+
+    def put(self, value: torch.Tensor) -> None:
+        self.calls += 1
+        if self.calls == 2:
+            self.first = self.clock.mark()
+
+    def end(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Timing:
+    prefill_ms: float
+    decode_ms: float
+    new_tokens: int
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        decoded = self.new_tokens - 1  # the first token belongs to the prefill
+        return round(decoded / (self.decode_ms / 1000.0), 3) if decoded > 0 and self.decode_ms > 0 else None
+
+    def as_dict(self) -> dict:
+        return {
+            "prefill_ms": round(self.prefill_ms, 3),
+            "decode_ms": round(self.decode_ms, 3),
+            "decode_tokens_per_s": self.decode_tokens_per_s,
+            "new_tokens": self.new_tokens,
+        }

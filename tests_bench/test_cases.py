@@ -1,0 +1,31 @@
+"""The benchmark matrix: one test per (task, model, method) case, built from the command-line options."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from marathon_lib.runner import CaseRunner, CaseSpec
+from marathon_lib.tasks import TASKS
+
+METADATA_KEYS = ("case_id", "task", "task_code", "model", "pruner", "prune_ratio", "prune_layer", "metrics",
+                 "timing", "tokens")
+
+
+def test_case(case: CaseSpec, run_options, data_root, model_pool, results, json_metadata: dict,
+              request: pytest.FixtureRequest) -> None:
+    spec = TASKS.get(case.task)
+    samples = spec.samples(data_root, run_options.sample_limit)
+    model = model_pool.get(case.model)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    progress = (lambda line: reporter.write_line(f"  {line}")) if reporter is not None else None
+    summary = CaseRunner(case, spec, model, results, progress=progress).run(samples)
+
+    json_metadata.update({key: summary[key] for key in METADATA_KEYS})  # pytest-json-report, per case
+    model_errors = [e for e in summary["errors"] if e["kind"] == "model"]
+    assert not model_errors, f"model failed on {len(model_errors)} sample(s): {model_errors[:3]}"
+    data_errors = [e for e in summary["errors"] if e["kind"] == "data"]
+    if data_errors:
+        warnings.warn(f"{case.case_id}: {len(data_errors)} unusable sample(s) recorded as errors: {data_errors[:3]}")
+    assert summary["metrics"]["n_scored"] > 0, f"{case.case_id}: no usable sample among {len(samples)}"
