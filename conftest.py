@@ -16,7 +16,7 @@ from marathon_lib.options import RunOptions, build_options
 from marathon_lib.results import ResultsDir, run_manifest, write_json
 from marathon_lib.runner import CaseSpec
 
-pytest_plugins = ["fixtures.data", "fixtures.models"]
+pytest_plugins = ["fixtures.data", "fixtures.models", "fixtures.pruning"]
 
 OPTIONS_KEY = pytest.StashKey[RunOptions]()
 RESULTS_ENV = "MARATHON_RESULTS_DIR"  # shared by the controller and its xdist workers

@@ -9,9 +9,9 @@ from typing import Any
 
 from .errors import ConfigError
 from .models import DTYPES, MODELS, resolve_model
+from .pruning import METHODS
 from .tasks import TASKS
 
-PRUNERS = ("base",)  # the pruning issue adds random, frame, fast_v, dart
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 
 
@@ -83,8 +83,8 @@ def build_options(
         TASKS.get(name)
     pruner_names = split_list(pruners) or ["base"]
     for name in pruner_names:
-        if name not in PRUNERS:
-            raise ConfigError(f"--pruners: unknown pruner {name!r}; known: {', '.join(PRUNERS)}")
+        if name not in METHODS:
+            raise ConfigError(f"--pruners: unknown pruner {name!r}; known: {', '.join(METHODS)}")
     if prune_layer < 1:
         raise ConfigError(f"--prune-layer: {prune_layer} must be >= 1 (layer 0 would change the cache bookkeeping)")
     if sample_limit < 0:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+import torch
 
 from .audio import file_sha1, load_audio
 from .errors import DataError
 from .metrics import case_metrics
-from .models.base import AudioLM
+from .models.base import AudioLM, Generation, ModelInputs, span_positions
+from .pruning import PruneHook
 from .results import SCHEMA_VERSION, ResultsDir, SampleLog, now_iso
 from .tasks import Sample, TaskSpec, parse_choice, parse_transcript
 from .tasks.parsers import INVALID
@@ -51,8 +56,6 @@ def score_response(spec: TaskSpec, sample: Sample, response: str) -> dict[str, A
 
 
 def sample_from_record(record: Mapping[str, Any]) -> Sample:
-    from pathlib import Path
-
     return Sample(
         sample_id=record["sample_id"],
         audio_path=Path(record["audio_path"]),
@@ -94,9 +97,12 @@ class CaseRunner:
         model: AudioLM,
         results: ResultsDir,
         progress: Callable[[str], None] | None = None,
+        hook: PruneHook | None = None,
+        seed: int = 0,
     ) -> None:
         self.case, self.spec, self.model, self.results = case, spec, model, results
         self.progress = progress or (lambda message: None)
+        self.hook, self.seed = hook, seed
 
     def run(self, samples: Sequence[Sample]) -> dict[str, Any]:
         log = SampleLog(self.results.sample_path(self.case.case_id))
@@ -110,7 +116,7 @@ class CaseRunner:
                 self.progress(f"{self.case.case_id} [{index}/{len(samples)}] {sample.sample_id}: {_brief(record)}")
         finally:
             log.close()
-        case = self.summarise(records, warmup_ms)
+        case = build_case(self.case, self.spec, records, warmup_ms)
         self.results.write_case(case)
         return case
 
@@ -124,7 +130,7 @@ class CaseRunner:
                                             self.spec.prompt(sample))
             except DataError:
                 continue
-            generation = self.model.generate(inputs, WARMUP_TOKENS)
+            generation, _ = self.generate(inputs, sample, WARMUP_TOKENS)
             return round(generation.timing.prefill_ms + generation.timing.decode_ms, 3)
         return None
 
@@ -140,7 +146,7 @@ class CaseRunner:
         except DataError as err:
             return record | {"error": f"sample {sample.sample_id}: {err}", "error_kind": "data"}
         try:
-            generation = self.model.generate(inputs, self.spec.max_new_tokens)
+            generation, audio_kept = self.generate(inputs, sample, self.spec.max_new_tokens)
         except Exception as err:  # recorded, and the pytest case fails on it after the other samples ran
             return record | {
                 "error": f"sample {sample.sample_id}: {type(err).__name__}: {err}",
@@ -153,14 +159,26 @@ class CaseRunner:
         record["tokens"] = {
             "input": inputs.n_input_tokens,
             "audio": inputs.n_audio_tokens,
-            "audio_kept": inputs.n_audio_tokens,
+            "audio_kept": audio_kept,
             "audio_chunks": inputs.audio_chunks,
             "new": generation.timing.new_tokens,
         }
         return record
 
-    def summarise(self, records: Sequence[Mapping[str, Any]], warmup_ms: float | None) -> dict[str, Any]:
-        return build_case(self.case, self.spec, records, warmup_ms)
+    def generate(self, inputs: ModelInputs, sample: Sample, max_new_tokens: int) -> tuple[Generation, int]:
+        """Generate, with the case's pruning hook armed for this prompt's audio span; returns audio kept."""
+        if self.hook is None:
+            return self.model.generate(inputs, max_new_tokens), inputs.n_audio_tokens
+        positions = span_positions(inputs.spans)
+        with self.hook.armed(positions, sample_generator(self.seed, sample.sample_id)):
+            generation = self.model.generate(inputs, max_new_tokens)
+        return generation, int(self.hook.last_kept_audio.numel())
+
+
+def sample_generator(seed: int, sample_id: str) -> torch.Generator:
+    """Seeded per (run seed, sample): random pruning is reproducible and independent of sample order."""
+    digest = hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 
 
 def build_case(

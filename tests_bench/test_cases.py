@@ -13,14 +13,14 @@ METADATA_KEYS = ("case_id", "task", "task_code", "model", "pruner", "prune_ratio
                  "timing", "tokens")
 
 
-def test_case(case: CaseSpec, run_options, data_root, model_pool, results, json_metadata: dict,
+def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, results, json_metadata: dict,
               request: pytest.FixtureRequest) -> None:
     spec = TASKS.get(case.task)
     samples = spec.samples(data_root, run_options.sample_limit)
-    model = model_pool.get(case.model)
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     progress = (lambda line: reporter.write_line(f"  {line}")) if reporter is not None else None
-    summary = CaseRunner(case, spec, model, results, progress=progress).run(samples)
+    runner = CaseRunner(case, spec, case_model, results, progress=progress, hook=prune_hook, seed=run_options.seed)
+    summary = runner.run(samples)
 
     json_metadata.update({key: summary[key] for key in METADATA_KEYS})  # pytest-json-report, per case
     model_errors = [e for e in summary["errors"] if e["kind"] == "model"]

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..pruning.hook import TextStack, find_text_stack
 from ..timing import Clock, FirstTokenMark, Timing
 
 
@@ -23,6 +24,13 @@ class AudioSpan:
     @property
     def end(self) -> int:
         return self.start + self.length
+
+
+def span_positions(spans: tuple[AudioSpan, ...], device: torch.device | str = "cpu") -> torch.Tensor:
+    """Sorted absolute positions of every audio token (all chunks' spans together)."""
+    if not spans:
+        return torch.empty(0, dtype=torch.long, device=device)
+    return torch.cat([torch.arange(s.start, s.end, device=device) for s in spans])
 
 
 def find_audio_spans(input_ids: torch.Tensor, audio_token_id: int) -> tuple[AudioSpan, ...]:
@@ -101,6 +109,10 @@ class AudioLM(ABC):
     @property
     def tokenizer(self) -> Any:
         return self.processor.tokenizer
+
+    def text_stack(self) -> TextStack:
+        """The language model's decoder layers and final norm, where pruning hooks attach."""
+        return find_text_stack(self.model)
 
     def generation_kwargs(self) -> dict[str, Any]:
         return {}
