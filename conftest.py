@@ -63,9 +63,25 @@ def pytest_configure(config: pytest.Config) -> None:
             synthetic_seconds=config.getoption("--synthetic-seconds"),
             synthetic_samples=config.getoption("--synthetic-samples"),
         )
+        check_prune_layer(options)
     except ConfigError as err:
         raise pytest.UsageError(str(err)) from None
     config.stash[OPTIONS_KEY] = options
+
+
+def check_prune_layer(options: RunOptions) -> None:
+    """--prune-layer must name a layer the model has (1..N-1); checked from the config, before any load."""
+    if options.pruners == ["base"]:
+        return
+    from marathon_lib.models import resolve_model, text_layer_count
+    from marathon_lib.paths import cache_root
+
+    for name in options.models:
+        layers = text_layer_count(resolve_model(name), cache_root() / "models")
+        if options.prune_layer >= layers:
+            raise ConfigError(
+                f"--prune-layer {options.prune_layer}: {name} has {layers} decoder layers, so K must be in [1, {layers - 1}]"
+            )
 
 
 def cases_for(options: RunOptions) -> list[CaseSpec]:

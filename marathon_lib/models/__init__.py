@@ -57,11 +57,25 @@ def resolve_model(name: str) -> ModelEntry:
     raise ConfigError(MODELS.unknown_message(name) + " (or give a checkpoint directory)")
 
 
+def checkpoint_of(entry: ModelEntry, cache_root: Path) -> str:
+    """Hub id / directory as registered, or the tiny checkpoint (built once and cached)."""
+    if entry.checkpoint is not None:
+        return entry.checkpoint
+    return str(ensure_tiny_checkpoint(entry.family, FAMILIES.get(entry.family).build_tiny, cache_root))
+
+
+def text_layer_count(entry: ModelEntry, cache_root: Path) -> int:
+    """Number of language-model layers, read from the config alone (no weights loaded)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(checkpoint_of(entry, cache_root))
+    return FAMILIES.get(entry.family).text_layer_count(config)
+
+
 def load_model(entry: ModelEntry, *, cache_root: Path, device: str, dtype: str, attn_implementation: str) -> AudioLM:
     family = FAMILIES.get(entry.family)
-    checkpoint = entry.checkpoint or str(ensure_tiny_checkpoint(entry.family, family.build_tiny, cache_root))
-    return family(entry.name, checkpoint, device, DTYPES[dtype], attn_implementation)
+    return family(entry.name, checkpoint_of(entry, cache_root), device, DTYPES[dtype], attn_implementation)
 
 
 __all__ = ["FAMILIES", "MODELS", "AudioLM", "AudioSpan", "Generation", "ModelEntry", "ModelInputs",
-           "find_audio_spans", "load_model", "resolve_model"]
+           "checkpoint_of", "find_audio_spans", "load_model", "resolve_model", "text_layer_count"]

@@ -114,6 +114,11 @@ class AudioLM(ABC):
         """The language model's decoder layers and final norm, where pruning hooks attach."""
         return find_text_stack(self.model)
 
+    @staticmethod
+    def text_layer_count(config: Any) -> int:
+        """Decoder layers of the language model, from the checkpoint's config (checked before loading)."""
+        return int(config.get_text_config(decoder=True).num_hidden_layers)
+
     def generation_kwargs(self) -> dict[str, Any]:
         return {}
 

@@ -62,6 +62,12 @@ class QwenOmniThinker(AudioLM):
         )
         return model, processor
 
+    @staticmethod
+    def text_layer_count(config: Any) -> int:
+        """Decoder layers of the thinker's language model (not the talker's)."""
+        thinker = getattr(config, "thinker_config", config)
+        return int(thinker.text_config.num_hidden_layers)
+
     @property
     def sampling_rate(self) -> int:
         return int(self.processor.feature_extractor.sampling_rate)
@@ -122,10 +128,13 @@ class QwenOmniThinker(AudioLM):
             vision_end_token_id=ids["vision_eos_token"],
         )
         config = Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False)
+        # Defaults of the top level and the (unbuilt) talker point into the real 151k vocabulary.
         for field in ("tts_text_start_token_id", "tts_text_end_token_id", "tts_text_pad_token_id",
                       "vision_start_token_id", "vision_end_token_id", "audio_start_token_id", "audio_end_token_id"):
-            if hasattr(config, field):  # top-level defaults point at the 151k real vocabulary
+            if hasattr(config, field):
                 setattr(config, field, None)
+        config.talker_config.audio_start_token_id = ids["audio_bos_token"]
+        config.talker_config.audio_end_token_id = ids["audio_eos_token"]
         torch.manual_seed(0)
         Qwen2_5OmniForConditionalGeneration(config).save_pretrained(dest)
         # Mirror the real checkpoint's extractor: 128 mel bins, 300 s window (so 120 s -> 3,000 tokens).

@@ -18,7 +18,7 @@ from filelock import FileLock
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-TINY_VERSION = "1"  # bump when any tiny builder changes what it writes
+TINY_VERSION = "2"  # bump when any tiny builder changes what it writes
 
 _STANDARD = ("bos_token", "eos_token", "pad_token", "unk_token")
 
