@@ -40,6 +40,29 @@ def _rescore(args: argparse.Namespace) -> None:
     print(f"rescored {len(cases)} cases in {args.results_dir}")
 
 
+def _efficiency(args: argparse.Namespace) -> None:
+    import torch
+
+    from .efficiency import format_table, run_efficiency, save
+
+    gpu = torch.cuda.is_available() and not args.cpu
+    result = run_efficiency(
+        shape=args.shape or ("qwen2.5-omni-7b" if gpu else "small-cpu"),
+        device="cuda" if gpu else "cpu",
+        dtype=args.dtype or ("bfloat16" if gpu else "float32"),
+        tokens=args.tokens or (7500 if gpu else 2000),
+        audio_tokens=args.audio_tokens or (7436 if gpu else 1936),
+        layer=args.layer,
+        ratios=tuple(float(r) for r in args.ratios.split(",")),
+        pruners=tuple(args.pruners.split(",")),
+        repeats=args.repeats,
+    )
+    print(format_table(result))
+    if args.out:
+        save(result, args.out)
+        print(f"wrote {args.out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="marathon", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     rescore_cmd = sub.add_parser("rescore", help="recompute all metrics from saved sample records (no model)")
     rescore_cmd.add_argument("results_dir")
     rescore_cmd.set_defaults(func=_rescore)
+
+    efficiency = sub.add_parser("efficiency", help="prefill time of each pruner vs the ideal token fraction")
+    efficiency.add_argument("--shape", help="shipped config: qwen2.5-omni-7b (GPU default), qwen2.5-omni-3b, small-cpu")
+    efficiency.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
+    efficiency.add_argument("--dtype", help="default bfloat16 on GPU, float32 on CPU")
+    efficiency.add_argument("--tokens", type=int, help="prompt tokens (default 7500 on GPU, 2000 on CPU)")
+    efficiency.add_argument("--audio-tokens", type=int, help="audio tokens in the prompt (7436 / 1936)")
+    efficiency.add_argument("--layer", type=int, default=2)
+    efficiency.add_argument("--ratios", default="0,0.5,0.9")
+    efficiency.add_argument("--pruners", default="random,frame,fast_v,dart")
+    efficiency.add_argument("--repeats", type=int, default=5)
+    efficiency.add_argument("--out", help="also write the table as JSON here")
+    efficiency.set_defaults(func=_efficiency)
 
     args = parser.parse_args(argv)
     try:
