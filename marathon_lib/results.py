@@ -17,7 +17,7 @@ import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -51,15 +51,15 @@ class ResultsDir:
         return [json.loads(p.read_text()) for p in sorted(self.cases.glob("*.json"))]
 
     def read_samples(self, case_id: str) -> list[dict[str, Any]]:
-        return list(read_jsonl(self.sample_path(case_id)))
+        return read_records(self.sample_path(case_id))
 
 
 class SampleLog:
-    """Append one JSON line per finished sample and flush it, so a crash loses nothing already computed."""
+    """Append one JSON line per finished sample and fsync it, so a crash loses nothing already computed."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(path, "w", encoding="utf-8")
+        self.handle = open(path, "a", encoding="utf-8")
 
     def append(self, record: dict[str, Any]) -> None:
         self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -70,14 +70,28 @@ class SampleLog:
         self.handle.close()
 
 
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{number}: not a JSON record: {err}") from err
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Records of an interrupted or finished case; a last line cut off by a kill is ignored."""
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if number == len(lines):  # the write in flight when the process died
+                break
+            raise ValueError(f"{path}:{number}: not a JSON record: {err}") from err
+    return records
+
+
+def rewrite_records(path: Path, records: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def write_json(path: Path, payload: Any) -> Path:

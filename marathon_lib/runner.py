@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import statistics
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -17,9 +18,9 @@ from .errors import DataError
 from .metrics import case_metrics
 from .models.base import AudioLM, Generation, ModelInputs, span_positions
 from .pruning import PruneHook
-from .results import SCHEMA_VERSION, ResultsDir, SampleLog, now_iso
+from .results import SCHEMA_VERSION, ResultsDir, SampleLog, now_iso, read_records, rewrite_records
 from .tasks import Sample, TaskSpec, parse_choice, parse_transcript
-from .tasks.parsers import INVALID
+from .tasks.parsers import INVALID, PARSER_VERSIONS
 
 WARMUP_TOKENS = 2
 
@@ -105,20 +106,52 @@ class CaseRunner:
         self.hook, self.seed = hook, seed
 
     def run(self, samples: Sequence[Sample]) -> dict[str, Any]:
-        log = SampleLog(self.results.sample_path(self.case.case_id))
+        """Run every sample not already recorded under the same content key; resume-safe at any kill."""
+        path = self.results.sample_path(self.case.case_id)
+        done = {r["key"]: r for r in read_records(path) if r.get("key") and r.get("error_kind") != "model"}
+        log = SampleLog(path)
         records: list[dict[str, Any]] = []
+        warmup_ms: float | None = None
+        warmed = False
         try:
-            warmup_ms = self.warmup(samples)
             for index, sample in enumerate(samples, 1):
-                record = self.run_sample(sample)
-                log.append(record)
+                key = self.sample_key(sample)
+                record = done.get(key)
+                if record is None:
+                    if not warmed:
+                        warmup_ms, warmed = self.warmup(samples), True
+                    record = self.run_sample(sample) | {"key": key}
+                    log.append(record)
                 records.append(record)
-                self.progress(f"{self.case.case_id} [{index}/{len(samples)}] {sample.sample_id}: {_brief(record)}")
+                self.progress(f"{self.case.case_id} [{index}/{len(samples)}] {sample.sample_id}: "
+                              f"{'resumed ' if record is done.get(key) else ''}{_brief(record)}")
         finally:
             log.close()
-        case = build_case(self.case, self.spec, records, warmup_ms)
+        rewrite_records(path, records)  # exactly one record per sample, in sample order
+        case = build_case(self.case, self.spec, records, warmup_ms) | {
+            "model_layers": len(self.model.text_stack().layers),
+            "n_resumed": sum(r is done.get(r["key"]) for r in records),
+        }
         self.results.write_case(case)
         return case
+
+    def sample_key(self, sample: Sample) -> str:
+        """Content hash of everything that determines a sample's record (resume never reuses a stale one)."""
+        audio = file_sha1(sample.audio_path) if not sample.error and sample.audio_path.is_file() else None
+        identity = {
+            "task": self.spec.name,
+            "task_version": self.spec.version,
+            "parser_version": PARSER_VERSIONS[self.spec.answer],
+            "prompt": None if sample.error else hashlib.sha1(self.spec.prompt(sample).encode()).hexdigest(),
+            "sample": [sample.sample_id, sample.target, list(sample.choices), list(sample.letters), sample.error],
+            "audio_sha1": audio,
+            "model": [self.case.model, self.model.revision],
+            "method": [self.case.pruner, self.case.prune_ratio, self.case.prune_layer,
+                       repr(self.hook.pruner) if self.hook else None, self.seed],
+            "generation": [self.spec.max_new_tokens, str(self.model.dtype), self.model.attn_implementation,
+                           str(self.model.device.type)],
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
     def warmup(self, samples: Sequence[Sample]) -> float | None:
         """One untimed-for-metrics generation on the first usable sample (kernel/alloc warm-up), reported."""
@@ -136,6 +169,7 @@ class CaseRunner:
 
     def run_sample(self, sample: Sample) -> dict[str, Any]:
         record = _base_record(sample)
+        record["model_revision"] = self.model.revision
         if sample.error:
             return record | {"error": sample.error, "error_kind": "data"}
         try:

@@ -91,6 +91,8 @@ class AudioLM(ABC):
         self.attn_implementation = attn_implementation
         self.model, self.processor = self.load()
         self.model.eval()
+        # What resume keys on: the hub commit when loaded from the hub, else the checkpoint path.
+        self.revision = getattr(self.model.config, "_commit_hash", None) or checkpoint
         self.clock = Clock(self.device)
 
     # --- family specifics -------------------------------------------------------------------

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 INVALID = "invalid"
+# Bump when a parser's behaviour changes: resume then recomputes exactly the records of that answer kind.
+PARSER_VERSIONS = {"choice": "1", "text": "1"}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,77 @@
+"""Resume after a crash: SIGKILL a running benchmark, start the same command again, lose and double nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CASE = "LibriSpeech-tiny-qwen2.5-omni-base"  # ~1,100 decoded tokens per sample: slow enough to kill mid-case
+
+
+def bench(results: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "tests_bench/test_cases.py", "-q", "-p", "no:cacheprovider",
+            "--tasks", "LibriSpeech", "--synthetic-seconds", "6", "--synthetic-samples", "3",
+            "--results-dir", str(results), *extra]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "MARATHON_RESULTS_DIR": ""}
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    results = tmp_path_factory.mktemp("full")
+    done = subprocess.run(bench(results), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads((results / "cases" / f"{CASE}.json").read_text())
+
+
+def test_sigkill_then_rerun_computes_only_the_missing_samples(tmp_path: Path, uninterrupted: dict) -> None:
+    samples = tmp_path / "samples" / f"{CASE}.jsonl"
+    proc = subprocess.Popen(bench(tmp_path), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(lines(samples)) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished_before = len(lines(samples))
+    assert 1 <= finished_before < 3, "the kill must land while the case is still running"
+
+    rerun = subprocess.run(bench(tmp_path, "-v"), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+
+    records = [json.loads(line) for line in lines(samples)]
+    ids = [r["sample_id"] for r in records]
+    assert len(ids) == len(set(ids)) == 3, ids  # every sample exactly once
+    case = json.loads((tmp_path / "cases" / f"{CASE}.json").read_text())
+    assert case["n_resumed"] == finished_before  # the rest was computed, the finished ones were not
+    assert case["metrics"] == uninterrupted["metrics"]
+
+
+def test_changed_generation_settings_invalidate_records(tmp_path: Path) -> None:
+    first = subprocess.run(bench(tmp_path, "--tasks", "TAU"), cwd=ROOT, env=env(), capture_output=True, text=True,
+                           timeout=600)
+    assert first.returncode == 0, first.stdout[-2000:]
+    same = subprocess.run(bench(tmp_path, "--tasks", "TAU"), cwd=ROOT, env=env(), capture_output=True, text=True,
+                          timeout=600)
+    assert same.returncode == 0
+    case_path = tmp_path / "cases" / "TAU-tiny-qwen2.5-omni-base.json"
+    assert json.loads(case_path.read_text())["n_resumed"] == 3, case_path.read_text()
+    changed = subprocess.run(bench(tmp_path, "--tasks", "TAU", "--attn-impl", "eager"), cwd=ROOT, env=env(),
+                             capture_output=True, text=True, timeout=600)
+    assert changed.returncode == 0
+    assert json.loads(case_path.read_text())["n_resumed"] == 0
+    assert len(lines(tmp_path / "samples" / "TAU-tiny-qwen2.5-omni-base.jsonl")) == 3
