@@ -20,6 +20,7 @@ pytest_plugins = ["fixtures.data", "fixtures.models", "fixtures.pruning"]
 
 OPTIONS_KEY = pytest.StashKey[RunOptions]()
 RESULTS_ENV = "MARATHON_RESULTS_DIR"  # shared by the controller and its xdist workers
+GPUS_ENV = "MARATHON_XDIST_GPUS"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,9 +39,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--seed", type=int, default=0, help="seed for synthetic data and seeded methods")
     group.addoption("--synthetic-seconds", type=float, default=60.0, help="length of each synthetic clip")
     group.addoption("--synthetic-samples", type=int, default=3, help="synthetic samples per task")
+    group.addoption("--shard", default=None, help="i/n: run this shard of every case's samples (Slurm arrays)")
+
+
+def pin_worker_gpu(environ: dict[str, str] | os._Environ = os.environ) -> str | None:
+    """Under xdist, worker gwN sees only GPU list[N % len]; list = the caller's CUDA_VISIBLE_DEVICES
+    (or all GPUs), captured by the controller. Must run before anything initialises CUDA."""
+    worker, gpus = environ.get("PYTEST_XDIST_WORKER"), environ.get(GPUS_ENV)
+    if not worker or not gpus:
+        return None
+    visible = gpus.split(",")
+    chosen = visible[int(worker.removeprefix("gw")) % len(visible)]
+    environ["CUDA_VISIBLE_DEVICES"] = chosen
+    return chosen
+
+
+def record_gpus(config: pytest.Config) -> None:
+    """Controller of an xdist run: remember which GPUs the workers share out."""
+    if not getattr(config.option, "numprocesses", None) or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        import torch
+
+        visible = ",".join(str(i) for i in range(torch.cuda.device_count()))
+    if visible:
+        os.environ[GPUS_ENV] = visible
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    pin_worker_gpu()
+    record_gpus(config)
     config.addinivalue_line("markers", "benchmark_case: one (task, model, method) benchmark case")
     results_dir = config.getoption("--results-dir") or os.environ.get(RESULTS_ENV)
     if not results_dir:
@@ -62,6 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
             seed=config.getoption("--seed"),
             synthetic_seconds=config.getoption("--synthetic-seconds"),
             synthetic_samples=config.getoption("--synthetic-samples"),
+            shard=config.getoption("--shard"),
         )
         check_prune_layer(options)
     except ConfigError as err:

@@ -3,7 +3,8 @@ before any dataset is built or model is loaded."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import hashlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,28 @@ class RunOptions:
     seed: int
     synthetic_seconds: float
     synthetic_samples: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    shard: tuple[int, int] | None = None
 
     def as_manifest(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+def parse_shard(value: str | None) -> tuple[int, int] | None:
+    """"i/n" -> (i, n) with 0 <= i < n."""
+    if not value:
+        return None
+    index, sep, count = value.partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
+        raise ConfigError(f"--shard: {value!r} is not i/n with 0 <= i < n (e.g. 0/4)")
+    return int(index), int(count)
+
+
+def in_shard(case_id: str, sample_id: str, shard: tuple[int, int] | None) -> bool:
+    """Stable assignment of each (case, sample) to one shard: the union of all shards is the full run."""
+    if shard is None:
+        return True
+    digest = hashlib.sha256(f"{case_id}\0{sample_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % shard[1] == shard[0]
 
 
 def build_options(
@@ -72,6 +91,7 @@ def build_options(
     seed: int,
     synthetic_seconds: float,
     synthetic_samples: int,
+    shard: str | None = None,
 ) -> RunOptions:
     model_names = split_list(models)
     if not model_names:
@@ -109,5 +129,5 @@ def build_options(
         models=model_names, tasks=task_names, pruners=pruner_names, prune_ratios=parse_ratios(prune_ratio),
         prune_layer=prune_layer, sample_limit=sample_limit or None, data_root=root, results_dir=Path(results_dir),
         device=device, dtype=dtype, attn_implementation=attn_implementation, seed=seed,
-        synthetic_seconds=synthetic_seconds, synthetic_samples=synthetic_samples,
+        synthetic_seconds=synthetic_seconds, synthetic_samples=synthetic_samples, shard=parse_shard(shard),
     )

@@ -100,10 +100,11 @@ class CaseRunner:
         progress: Callable[[str], None] | None = None,
         hook: PruneHook | None = None,
         seed: int = 0,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         self.case, self.spec, self.model, self.results = case, spec, model, results
         self.progress = progress or (lambda message: None)
-        self.hook, self.seed = hook, seed
+        self.hook, self.seed, self.shard = hook, seed, shard
 
     def run(self, samples: Sequence[Sample]) -> dict[str, Any]:
         """Run every sample not already recorded under the same content key; resume-safe at any kill."""
@@ -131,6 +132,7 @@ class CaseRunner:
         case = build_case(self.case, self.spec, records, warmup_ms) | {
             "model_layers": len(self.model.text_stack().layers),
             "n_resumed": sum(r is done.get(r["key"]) for r in records),
+            "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
         }
         self.results.write_case(case)
         return case

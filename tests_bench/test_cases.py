@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 
+from marathon_lib.options import in_shard
 from marathon_lib.runner import CaseRunner, CaseSpec
 from marathon_lib.tasks import TASKS
 
@@ -16,10 +17,14 @@ METADATA_KEYS = ("case_id", "task", "task_code", "model", "pruner", "prune_ratio
 def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, results, json_metadata: dict,
               request: pytest.FixtureRequest) -> None:
     spec = TASKS.get(case.task)
-    samples = spec.samples(data_root, run_options.sample_limit)
+    samples = [s for s in spec.samples(data_root, run_options.sample_limit)
+               if in_shard(case.case_id, s.sample_id, run_options.shard)]
+    if not samples and run_options.shard:
+        pytest.skip(f"shard {run_options.shard[0]}/{run_options.shard[1]} holds no sample of {case.case_id}")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     progress = (lambda line: reporter.write_line(f"  {line}")) if reporter is not None else None
-    runner = CaseRunner(case, spec, case_model, results, progress=progress, hook=prune_hook, seed=run_options.seed)
+    runner = CaseRunner(case, spec, case_model, results, progress=progress, hook=prune_hook, seed=run_options.seed,
+                        shard=run_options.shard)
     summary = runner.run(samples)
 
     json_metadata.update({key: summary[key] for key in METADATA_KEYS})  # pytest-json-report, per case
