@@ -105,6 +105,7 @@ class CaseRunner:
         self.case, self.spec, self.model, self.results = case, spec, model, results
         self.progress = progress or (lambda message: None)
         self.hook, self.seed, self.shard = hook, seed, shard
+        self.digests: dict[str, str] = {}
 
     def run(self, samples: Sequence[Sample]) -> dict[str, Any]:
         """Run every sample not already recorded under the same content key; resume-safe at any kill."""
@@ -139,14 +140,13 @@ class CaseRunner:
 
     def sample_key(self, sample: Sample) -> str:
         """Content hash of everything that determines a sample's record (resume never reuses a stale one)."""
-        audio = file_sha1(sample.audio_path) if not sample.error and sample.audio_path.is_file() else None
         identity = {
             "task": self.spec.name,
             "task_version": self.spec.version,
             "parser_version": PARSER_VERSIONS[self.spec.answer],
             "prompt": None if sample.error else hashlib.sha1(self.spec.prompt(sample).encode()).hexdigest(),
             "sample": [sample.sample_id, sample.target, list(sample.choices), list(sample.letters), sample.error],
-            "audio_sha1": audio,
+            "audio_sha1": self.audio_digest(sample),
             "model": [self.case.model, self.model.revision],
             "method": [self.case.pruner, self.case.prune_ratio, self.case.prune_layer,
                        repr(self.hook.pruner) if self.hook else None, self.seed],
@@ -155,17 +155,34 @@ class CaseRunner:
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
+    def audio_digest(self, sample: Sample) -> str | None:
+        if sample.error or not sample.audio_path.is_file():
+            return None
+        if sample.sample_id not in self.digests:
+            self.digests[sample.sample_id] = file_sha1(sample.audio_path)
+        return self.digests[sample.sample_id]
+
+    def inputs_for(self, sample: Sample) -> tuple[ModelInputs, bool]:
+        """Decoded, resampled and processed inputs; shared by every case of this model in the session."""
+        prompt = self.spec.prompt(sample)
+        key = (self.audio_digest(sample), hashlib.sha1(prompt.encode()).hexdigest())
+        return self.model.inputs_cache.get_or_build(
+            key, lambda: self.model.prepare(load_audio(sample.audio_path, self.model.sampling_rate).samples, prompt)
+        )
+
     def warmup(self, samples: Sequence[Sample]) -> float | None:
         """One untimed-for-metrics generation on the first usable sample (kernel/alloc warm-up), reported."""
         for sample in samples:
             if sample.error:
                 continue
             try:
-                inputs = self.model.prepare(load_audio(sample.audio_path, self.model.sampling_rate).samples,
-                                            self.spec.prompt(sample))
+                inputs, _ = self.inputs_for(sample)
             except DataError:
                 continue
-            generation, _ = self.generate(inputs, sample, WARMUP_TOKENS)
+            try:
+                generation, _ = self.generate(inputs, sample, WARMUP_TOKENS)
+            except Exception:  # the same failure is recorded per sample (error_kind "model") and fails the case
+                return None
             return round(generation.timing.prefill_ms + generation.timing.decode_ms, 3)
         return None
 
@@ -175,10 +192,9 @@ class CaseRunner:
         if sample.error:
             return record | {"error": sample.error, "error_kind": "data"}
         try:
-            clip = load_audio(sample.audio_path, self.model.sampling_rate)
-            record["audio_sha1"] = file_sha1(sample.audio_path)
-            record["audio_seconds"] = round(clip.seconds, 3)
-            inputs = self.model.prepare(clip.samples, self.spec.prompt(sample))
+            record["audio_sha1"] = self.audio_digest(sample)
+            inputs, record["inputs_reused"] = self.inputs_for(sample)
+            record["audio_seconds"] = round(inputs.audio_seconds, 3)
         except DataError as err:
             return record | {"error": f"sample {sample.sample_id}: {err}", "error_kind": "data"}
         try:

@@ -73,6 +73,9 @@ def text_layer_count(entry: ModelEntry, cache_root: Path) -> int:
 
 
 def load_model(entry: ModelEntry, *, cache_root: Path, device: str, dtype: str, attn_implementation: str) -> AudioLM:
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # one weight-loading bar per case would drown the per-sample progress
     family = FAMILIES.get(entry.family)
     return family(entry.name, checkpoint_of(entry, cache_root), device, DTYPES[dtype], attn_implementation)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +79,25 @@ def split_audio(samples: np.ndarray, sampling_rate: int, max_seconds: float | No
     return list(np.array_split(samples, n_chunks))
 
 
+class InputsCache:
+    """Bounded LRU of prepared inputs per (audio hash, prompt hash): a sweep over methods and ratios decodes,
+    resamples and feature-extracts each sample once per model, not once per case."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple, ModelInputs] = OrderedDict()
+
+    def get_or_build(self, key: tuple, build: Callable[[], ModelInputs]) -> tuple[ModelInputs, bool]:
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key], True
+        value = build()
+        self.entries[key] = value
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return value, False
+
+
 class AudioLM(ABC):
     """One adapter per model family. Subclasses load the model/processor and build inputs."""
 
@@ -94,6 +115,7 @@ class AudioLM(ABC):
         # What resume keys on: the hub commit when loaded from the hub, else the checkpoint path.
         self.revision = getattr(self.model.config, "_commit_hash", None) or checkpoint
         self.clock = Clock(self.device)
+        self.inputs_cache = InputsCache()
 
     # --- family specifics -------------------------------------------------------------------
     @abstractmethod

@@ -64,6 +64,8 @@ def select_dart(
     if n_keep >= n_audio:
         return positions.clone()
     by_norm = torch.sort(key_norms.float(), descending=True, stable=True).indices
+    if audio_pivots == 0 and (text_pivots == 0 or text_key_norms.numel() == 0):
+        audio_pivots = 1  # no text after the audio to pivot on: the strongest audio token is the pivot
     n_audio_pivots = min(audio_pivots, n_keep)
     kept = [int(i) for i in by_norm[:n_audio_pivots]]
     text_order = torch.sort(text_key_norms.float(), descending=True, stable=True).indices[:text_pivots]

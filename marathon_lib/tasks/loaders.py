@@ -173,7 +173,10 @@ def load_had(root: Path) -> list[Sample]:
         folder = root / label
         if not folder.is_dir():
             raise DataError(f"HAD folder not found: {folder} (expected {root}/real/*.wav and {root}/fake/*.wav)")
-        for path in sorted(folder.glob("*.wav")):
+        clips = sorted(folder.glob("*.wav"))
+        if not clips:  # one class alone would let a constant answer score 100 %
+            raise DataError(f"HAD folder {folder} has no .wav files (both real/ and fake/ are needed)")
+        for path in clips:
             samples.append(
                 Sample(
                     sample_id=f"{label}/{path.name}",
@@ -184,8 +187,6 @@ def load_had(root: Path) -> list[Sample]:
                     meta={"category": label},
                 )
             )
-    if not samples:
-        raise DataError(f"HAD data under {root} has no .wav files in real/ or fake/")
     return balance_by_target(samples)
 
 

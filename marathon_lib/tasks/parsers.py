@@ -81,7 +81,8 @@ def parse_choice(
     if (letter := _pick(letters, bare)) and len(bare) == 1:
         return hit(letter, "exact_letter")
 
-    lead = re.match(rf"^[\(\[]?({letter_re})(?:[\)\]][\.:]?|[\.:,])(?=\s|$)", text)
+    # "X." / "X)" / "(X)" / "X:" then anything, or a bare "X" alone on the first line
+    lead = re.match(rf"^[\(\[]?({letter_re})(?:[\)\]][\.:]?(?=\s|$)|[\.:,](?=\s|$)|[ \t]*(?=\n))", text)
     if lead and (letter := _pick(letters, lead.group(1))):
         return hit(letter, "leading_letter")
 
