@@ -16,7 +16,7 @@ from marathon_lib.options import RunOptions, build_options
 from marathon_lib.results import ResultsDir, run_manifest, write_json
 from marathon_lib.runner import CaseSpec
 
-pytest_plugins = ["fixtures.data", "fixtures.models", "fixtures.pruning"]
+pytest_plugins = ["fixtures.data", "fixtures.models", "fixtures.pruning", "fixtures.kv"]
 
 OPTIONS_KEY = pytest.StashKey[RunOptions]()
 RESULTS_ENV = "MARATHON_RESULTS_DIR"  # shared by the controller and its xdist workers
@@ -40,6 +40,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--synthetic-seconds", type=float, default=60.0, help="length of each synthetic clip")
     group.addoption("--synthetic-samples", type=int, default=3, help="synthetic samples per task")
     group.addoption("--shard", default=None, help="i/n: run this shard of every case's samples (Slurm arrays)")
+    group.addoption("--presses", default=None, help="comma list of kvpress methods (knorm, snapkv, tova, ...)")
+    group.addoption("--compression-ratio", default="0.5", help="fraction of KV entries evicted; comma list sweeps")
+    group.addoption("--press-scope", default="audio", help="audio (only audio entries scored/evicted) or all")
+    group.addoption("--press-mode", default="query_agnostic", help="query_agnostic (kvpress protocol) or query_aware")
 
 
 def pin_worker_gpu(environ: dict[str, str] | os._Environ = os.environ) -> str | None:
@@ -92,6 +96,10 @@ def pytest_configure(config: pytest.Config) -> None:
             synthetic_seconds=config.getoption("--synthetic-seconds"),
             synthetic_samples=config.getoption("--synthetic-samples"),
             shard=config.getoption("--shard"),
+            presses=config.getoption("--presses"),
+            compression_ratio=config.getoption("--compression-ratio"),
+            press_scope=config.getoption("--press-scope"),
+            press_mode=config.getoption("--press-mode"),
         )
         check_prune_layer(options)
     except ConfigError as err:
@@ -115,7 +123,8 @@ def check_prune_layer(options: RunOptions) -> None:
 
 
 def cases_for(options: RunOptions) -> list[CaseSpec]:
-    """base runs once per (task, model); every other method once per ratio."""
+    """base runs once per (task, model); every pruner once per ratio; every press once per compression ratio.
+    `--pruners ''` with presses runs press cases only."""
     cases = []
     for model in options.models:
         for task in options.tasks:
@@ -124,6 +133,9 @@ def cases_for(options: RunOptions) -> list[CaseSpec]:
                     cases.append(CaseSpec(task, model))
                 else:
                     cases.extend(CaseSpec(task, model, pruner, r, options.prune_layer) for r in options.prune_ratios)
+            for press in options.presses:
+                cases.extend(CaseSpec(task, model, press=press, compression_ratio=c, press_scope=options.press_scope,
+                                      press_mode=options.press_mode) for c in options.compression_ratios)
     return cases
 
 

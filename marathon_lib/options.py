@@ -4,12 +4,13 @@ before any dataset is built or model is loaded."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 from .models import DTYPES, MODELS, resolve_model
+from .kv import MODES, PRESSES, SCOPES
 from .pruning import METHODS
 from .tasks import TASKS
 
@@ -20,18 +21,18 @@ def split_list(value: str | None) -> list[str]:
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
-def parse_ratios(value: str) -> list[float]:
+def parse_ratios(value: str, option: str = "--prune-ratio") -> list[float]:
     ratios = []
     for item in split_list(value):
         try:
             ratio = float(item)
         except ValueError:
-            raise ConfigError(f"--prune-ratio: {item!r} is not a number") from None
+            raise ConfigError(f"{option}: {item!r} is not a number") from None
         if not 0.0 <= ratio < 1.0:
-            raise ConfigError(f"--prune-ratio: {ratio} is outside [0, 1): it is the fraction of audio tokens dropped")
+            raise ConfigError(f"{option}: {ratio} is outside [0, 1): it is the fraction of audio tokens dropped")
         ratios.append(ratio)
     if not ratios:
-        raise ConfigError("--prune-ratio: give at least one value, e.g. 0.5 or 0.1,0.5,0.9")
+        raise ConfigError(f"{option}: give at least one value, e.g. 0.5 or 0.1,0.5,0.9")
     return ratios
 
 
@@ -52,6 +53,10 @@ class RunOptions:
     synthetic_seconds: float
     synthetic_samples: int
     shard: tuple[int, int] | None = None
+    presses: list[str] = field(default_factory=list)
+    compression_ratios: list[float] = field(default_factory=lambda: [0.5])
+    press_scope: str = "audio"
+    press_mode: str = "query_agnostic"
 
     def as_manifest(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -92,6 +97,10 @@ def build_options(
     synthetic_seconds: float,
     synthetic_samples: int,
     shard: str | None = None,
+    presses: str | None = None,
+    compression_ratio: str = "0.5",
+    press_scope: str = "audio",
+    press_mode: str = "query_agnostic",
 ) -> RunOptions:
     model_names = split_list(models)
     if not model_names:
@@ -122,6 +131,13 @@ def build_options(
         raise ConfigError(f"--dtype: {dtype!r} is not one of auto, {', '.join(DTYPES)}")
     if attn_implementation not in ATTN_IMPLEMENTATIONS:
         raise ConfigError(f"--attn-impl: {attn_implementation!r} is not one of {', '.join(ATTN_IMPLEMENTATIONS)}")
+    press_names = split_list(presses)
+    for name in press_names:
+        PRESSES.get(name)
+    if press_scope not in SCOPES:
+        raise ConfigError(f"--press-scope: {press_scope!r} is not one of {', '.join(SCOPES)}")
+    if press_mode not in MODES:
+        raise ConfigError(f"--press-mode: {press_mode!r} is not one of {', '.join(MODES)}")
     root = Path(data_root) if data_root else None
     if root is not None and not root.is_dir():
         raise ConfigError(f"--data-root: {root} is not a directory")
@@ -130,4 +146,6 @@ def build_options(
         prune_layer=prune_layer, sample_limit=sample_limit or None, data_root=root, results_dir=Path(results_dir),
         device=device, dtype=dtype, attn_implementation=attn_implementation, seed=seed,
         synthetic_seconds=synthetic_seconds, synthetic_samples=synthetic_samples, shard=parse_shard(shard),
+        presses=press_names, compression_ratios=parse_ratios(compression_ratio, "--compression-ratio"),
+        press_scope=press_scope, press_mode=press_mode,
     )

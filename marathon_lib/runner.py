@@ -18,6 +18,7 @@ from .errors import DataError
 from .metrics import case_metrics
 from .models.base import AudioLM, Generation, ModelInputs, span_positions
 from .pruning import PruneHook
+from .pruning.selectors import kept_count
 from .results import SCHEMA_VERSION, ResultsDir, SampleLog, now_iso, read_records, rewrite_records
 from .tasks import Sample, TaskSpec, parse_choice, parse_transcript
 from .tasks.parsers import INVALID, PARSER_VERSIONS
@@ -32,10 +33,19 @@ class CaseSpec:
     pruner: str = "base"
     prune_ratio: float = 0.0
     prune_layer: int = 2
+    press: str | None = None  # a kvpress method instead of a pruner
+    compression_ratio: float = 0.0
+    press_scope: str = "audio"
+    press_mode: str = "query_agnostic"
 
     @property
     def case_id(self) -> str:
-        """Reads like TAU-tiny-qwen2.5-omni-base or TAU-tiny-qwen2.5-omni-fast_v-r0.5-L2 (for `-k`)."""
+        """Reads like TAU-tiny-qwen2.5-omni-base, TAU-tiny-qwen2.5-omni-fast_v-r0.5-L2 or
+        HAD-tiny-qwen2.5-omni-press:snapkv-c0.5 (for `-k`)."""
+        if self.press is not None:
+            variant = "" if (self.press_scope, self.press_mode) == ("audio", "query_agnostic") else (
+                f"-{self.press_scope}-{self.press_mode}")
+            return f"{self.task}-{self.model}-press:{self.press}-c{self.compression_ratio:g}{variant}"
         base = f"{self.task}-{self.model}-{self.pruner}"
         return base if self.pruner == "base" else f"{base}-r{self.prune_ratio:g}-L{self.prune_layer}"
 
@@ -101,10 +111,11 @@ class CaseRunner:
         hook: PruneHook | None = None,
         seed: int = 0,
         shard: tuple[int, int] | None = None,
+        press: Any = None,
     ) -> None:
         self.case, self.spec, self.model, self.results = case, spec, model, results
         self.progress = progress or (lambda message: None)
-        self.hook, self.seed, self.shard = hook, seed, shard
+        self.hook, self.seed, self.shard, self.press = hook, seed, shard, press
         self.digests: dict[str, str] = {}
 
     def run(self, samples: Sequence[Sample]) -> dict[str, Any]:
@@ -148,8 +159,9 @@ class CaseRunner:
             "sample": [sample.sample_id, sample.target, list(sample.choices), list(sample.letters), sample.error],
             "audio_sha1": self.audio_digest(sample),
             "model": [self.case.model, self.model.revision],
-            "method": [self.case.pruner, self.case.prune_ratio, self.case.prune_layer,
-                       repr(self.hook.pruner) if self.hook else None, self.seed],
+            "method": [{k: v for k, v in asdict(self.case).items() if k not in ("task", "model")},
+                       repr(self.hook.pruner) if self.hook else None, repr(self.press) if self.press else None,
+                       self.seed],
             "generation": [self.spec.max_new_tokens, str(self.model.dtype), self.model.attn_implementation,
                            str(self.model.device.type)],
         }
@@ -197,6 +209,8 @@ class CaseRunner:
             record["audio_seconds"] = round(inputs.audio_seconds, 3)
         except DataError as err:
             return record | {"error": f"sample {sample.sample_id}: {err}", "error_kind": "data"}
+        if self.model.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.model.device)
         try:
             generation, audio_kept = self.generate(inputs, sample, self.spec.max_new_tokens)
         except Exception as err:  # recorded, and the pytest case fails on it after the other samples ran
@@ -215,16 +229,44 @@ class CaseRunner:
             "audio_chunks": inputs.audio_chunks,
             "new": generation.timing.new_tokens,
         }
+        if generation.prompt_cache_len is not None:
+            from .kv.presses import kv_cache_stats
+
+            record["kv"] = kv_cache_stats(generation.cache, inputs.n_input_tokens, generation.prompt_cache_len)
+        if self.model.device.type == "cuda":
+            record["memory"] = {"peak_gpu_bytes": torch.cuda.max_memory_allocated(self.model.device)}
         return record
 
     def generate(self, inputs: ModelInputs, sample: Sample, max_new_tokens: int) -> tuple[Generation, int]:
-        """Generate, with the case's pruning hook armed for this prompt's audio span; returns audio kept."""
+        """Generate, with the case's pruning hook armed (or press active) for this prompt's audio span;
+        returns the generation and the audio tokens kept."""
+        if self.press is not None:
+            return self.generate_pressed(inputs, max_new_tokens)
         if self.hook is None:
             return self.model.generate(inputs, max_new_tokens), inputs.n_audio_tokens
         positions = span_positions(inputs.spans)
         with self.hook.armed(positions, sample_generator(self.seed, sample.sample_id)):
             generation = self.model.generate(inputs, max_new_tokens)
         return generation, int(self.hook.last_kept_audio.numel())
+
+    def generate_pressed(self, inputs: ModelInputs, max_new_tokens: int) -> tuple[Generation, int]:
+        """query_agnostic (kvpress protocol): prefill up to the end of the audio under the press, then the
+        question through the compressed cache; query_aware: compress after the whole prompt."""
+        from .kv.presses import pressed
+
+        positions = span_positions(inputs.spans) if self.case.press_scope == "audio" else None
+        agnostic = self.case.press_mode == "query_agnostic"
+        context_len = inputs.spans[-1].end if agnostic else inputs.n_input_tokens
+        stack = self.model.text_stack()
+
+        def prefill(context: dict[str, torch.Tensor], cache: Any) -> Any:
+            with pressed(self.press, self.model.model, stack, positions):
+                return self.model.model(**context, past_key_values=cache, use_cache=True, logits_to_keep=1)
+
+        generation = self.model.generate_from_cache(inputs, max_new_tokens, context_len, prefill)
+        n_audio = inputs.n_audio_tokens
+        kept = kept_count(n_audio, self.case.compression_ratio) if positions is not None else n_audio
+        return generation, kept
 
 
 def sample_generator(seed: int, sample_id: str) -> torch.Generator:

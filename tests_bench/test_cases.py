@@ -10,12 +10,12 @@ from marathon_lib.options import in_shard
 from marathon_lib.runner import CaseRunner, CaseSpec
 from marathon_lib.tasks import TASKS
 
-METADATA_KEYS = ("case_id", "task", "task_code", "model", "pruner", "prune_ratio", "prune_layer", "metrics",
-                 "timing", "tokens")
+METADATA_KEYS = ("case_id", "task", "task_code", "model", "pruner", "prune_ratio", "prune_layer", "press",
+                 "compression_ratio", "press_scope", "press_mode", "metrics", "timing", "tokens")
 
 
-def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, results, json_metadata: dict,
-              request: pytest.FixtureRequest) -> None:
+def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, kv_press, results,
+              json_metadata: dict, request: pytest.FixtureRequest) -> None:
     spec = TASKS.get(case.task)
     samples = [s for s in spec.samples(data_root, run_options.sample_limit)
                if in_shard(case.case_id, s.sample_id, run_options.shard)]
@@ -24,7 +24,7 @@ def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, re
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     progress = (lambda line: reporter.write_line(f"  {line}")) if reporter is not None else None
     runner = CaseRunner(case, spec, case_model, results, progress=progress, hook=prune_hook, seed=run_options.seed,
-                        shard=run_options.shard)
+                        shard=run_options.shard, press=kv_press)
     summary = runner.run(samples)
 
     json_metadata.update({key: summary[key] for key in METADATA_KEYS})  # pytest-json-report, per case

@@ -54,14 +54,23 @@ class ModelInputs:
     audio_seconds: float
     audio_chunks: int = 1
     notes: dict[str, Any] = field(default_factory=dict)
+    # Audio tokens that carry audio content, where the family's placeholder run also holds padding (Voxtral pads
+    # every clip to a multiple of 30 s); None = every placeholder is content. The spans stay the real runs.
+    content_audio_tokens: int | None = None
 
     @property
     def n_input_tokens(self) -> int:
         return int(self.tensors["input_ids"].shape[-1])
 
     @property
-    def n_audio_tokens(self) -> int:
+    def n_placeholder_tokens(self) -> int:
+        """Audio placeholder tokens in input_ids (what the pruning span covers)."""
         return sum(span.length for span in self.spans)
+
+    @property
+    def n_audio_tokens(self) -> int:
+        """Audio tokens reported as `tokens.audio`: the content tokens (padding placeholders excluded)."""
+        return self.n_placeholder_tokens if self.content_audio_tokens is None else self.content_audio_tokens
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,8 @@ class Generation:
     text: str
     new_token_ids: list[int]
     timing: Timing
+    cache: Any = None  # the KV cache, when the adapter drove decoding itself
+    prompt_cache_len: list[int] | None = None  # entries per layer right after the prompt
 
 
 def split_audio(samples: np.ndarray, sampling_rate: int, max_seconds: float | None) -> list[np.ndarray]:
@@ -77,6 +88,19 @@ def split_audio(samples: np.ndarray, sampling_rate: int, max_seconds: float | No
         return [samples]
     n_chunks = math.ceil(len(samples) / (max_seconds * sampling_rate))
     return list(np.array_split(samples, n_chunks))
+
+
+def check_feature_coverage(chunks: list[np.ndarray], valid_frames: list[int], hop: int, sampling_rate: int) -> None:
+    """Raise DataError when a feature extractor kept fewer frames than a chunk has (silent truncation)."""
+    from ..errors import DataError
+
+    for index, (chunk, frames) in enumerate(zip(chunks, valid_frames, strict=True)):
+        covered = int(frames) * hop
+        if covered + hop < len(chunk):
+            raise DataError(
+                f"audio chunk {index} ({len(chunk) / sampling_rate:.1f} s) was truncated by the feature "
+                f"extractor to {covered / sampling_rate:.1f} s"
+            )
 
 
 class InputsCache:
@@ -179,5 +203,54 @@ class AudioLM(ABC):
         new_ids = sequences[0, inputs.n_input_tokens :].tolist()
         first = marker.first if marker.first is not None else end
         timing = Timing(self.clock.elapsed_ms(start, first), self.clock.elapsed_ms(first, end), len(new_ids))
+        return self._generation(new_ids, timing)
+
+    def _generation(self, new_ids: list[int], timing: Timing, **extra: Any) -> Generation:
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
-        return Generation(text=text.strip(), new_token_ids=new_ids, timing=timing)
+        return Generation(text=text.strip(), new_token_ids=new_ids, timing=timing, **extra)
+
+    def continuation_positions(self, start: int, length: int) -> torch.Tensor:
+        """Position ids of prompt tokens [start, start + length) fed after a (compressed) cache; mRoPE
+        families override this with their own offsets."""
+        return torch.arange(start, start + length, device=self.device)[None]
+
+    def stop_token_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        return ids | ({self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set())
+
+    @torch.inference_mode()
+    def generate_from_cache(
+        self, inputs: ModelInputs, max_new_tokens: int, context_len: int, prefill_context: Callable[..., Any]
+    ) -> Generation:
+        """Greedy decoding where the first `context_len` prompt tokens are prefilled by `prefill_context`
+        (e.g. under a KV press), the rest of the prompt then goes through that cache at its original
+        positions, and decoding continues at original positions. The cache may be shorter than the
+        prompt, so positions are passed explicitly (as kvpress's own pipeline does)."""
+        from transformers import DynamicCache
+
+        ids = inputs.tensors["input_ids"]
+        prompt_len = ids.shape[-1]
+        context = dict(inputs.tensors, input_ids=ids[:, :context_len])
+        if "attention_mask" in context:
+            context["attention_mask"] = context["attention_mask"][:, :context_len]
+        cache = DynamicCache()
+        start = self.clock.mark()
+        logits = prefill_context(context, cache).logits[:, -1]
+        if context_len < prompt_len:
+            logits = self.model(input_ids=ids[:, context_len:], past_key_values=cache, use_cache=True,
+                                position_ids=self.continuation_positions(context_len, prompt_len - context_len)
+                                ).logits[:, -1]
+        stats_cache_len = [int(layer.keys.shape[-2]) for layer in cache.layers]
+        token = logits.argmax(-1)
+        first = self.clock.mark()
+        new_ids, stops = [int(token)], self.stop_token_ids()
+        while len(new_ids) < max_new_tokens and new_ids[-1] not in stops:
+            position = prompt_len + len(new_ids) - 1
+            logits = self.model(input_ids=token[:, None], past_key_values=cache, use_cache=True,
+                                position_ids=self.continuation_positions(position, 1)).logits[:, -1]
+            token = logits.argmax(-1)
+            new_ids.append(int(token))
+        end = self.clock.mark()
+        timing = Timing(self.clock.elapsed_ms(start, first), self.clock.elapsed_ms(first, end), len(new_ids))
+        return self._generation(new_ids, timing, cache=cache, prompt_cache_len=stats_cache_len)
