@@ -10,8 +10,12 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+# A second environment with kvpress (which pins transformers < 5.3): press cases and the 5.2 code paths.
+KV_VENV ?= .venv-kv
+KV_STAMP := $(KV_VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+KV_TESTS ?= tests_bench/test_kv.py tests_bench/test_pruning_model.py tests_bench/test_model_inputs.py
 
-.PHONY: install bench test report clean
+.PHONY: install install-kv bench test test-kv report clean
 
 install: $(STAMP)
 
@@ -31,8 +35,29 @@ bench: $(STAMP)
 		--json-report --json-report-file $(RESULTS)/report.json $(BENCH_ARGS)
 	@echo; cat $(RESULTS)/leaderboard.md
 
+# pytest exits 5 when it collects nothing; make would turn that into its own code 2, so say it here.
+NO_TESTS_EXIT ?= 5
+PYTEST_NO_TESTS = status=$$?; if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit $(NO_TESTS_EXIT); fi; exit $$status
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(TEST_ARGS)
+	$(BIN)/python -m pytest $(TEST_ARGS) || { $(PYTEST_NO_TESTS); }
+
+install-kv: $(KV_STAMP)
+
+$(KV_STAMP):
+	test -x $(KV_VENV)/bin/python || $(PYTHON) -m venv $(KV_VENV)
+	$(KV_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(KV_VENV)/bin/python -m pip install -q -e ".[dev,kv]"
+	@if $(KV_VENV)/bin/python -c "import torchvision" 2>/dev/null; then echo "torchvision is installed in $(KV_VENV): remove it"; exit 1; fi
+	rm -f $(KV_VENV)/.installed-*
+	touch $@
+
+# kvpress + transformers 5.2: the press tests, the 5.2 pruning paths and a press sweep through the matrix.
+test-kv: $(KV_STAMP)
+	$(KV_VENV)/bin/python -m pytest $(KV_TESTS) $(TEST_ARGS) || { $(PYTEST_NO_TESTS); }
+	$(KV_VENV)/bin/python -m pytest tests_bench/test_cases.py -q --tasks HAD,LibriSpeech --pruners base,dart \
+		--prune-ratio 0.5 --presses knorm,snapkv --compression-ratio 0.5 --synthetic-seconds 8 \
+		--synthetic-samples 1 --results-dir results/test-kv
 
 report: $(STAMP)
 	$(BIN)/marathon report $(RESULTS)
