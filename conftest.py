@@ -176,4 +176,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         write_report(results)
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line(f"marathon results: {results.root} (leaderboard.md, summary.json)")
+            reporter.write_sep("-", f"marathon results: {results.root} (leaderboard.md, summary.json)")

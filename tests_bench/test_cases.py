@@ -14,6 +14,20 @@ METADATA_KEYS = ("case_id", "task", "task_code", "model", "pruner", "prune_ratio
                  "compression_ratio", "press_scope", "press_mode", "metrics", "timing", "tokens")
 
 
+def live_progress(config: pytest.Config):
+    """One line per finished sample on the terminal while the case runs (output capture suspended)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return None
+
+    def write(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"  {line}")
+
+    return write
+
+
 def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, kv_press, results,
               json_metadata: dict, request: pytest.FixtureRequest) -> None:
     spec = TASKS.get(case.task)
@@ -21,8 +35,7 @@ def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, kv
                if in_shard(case.case_id, s.sample_id, run_options.shard)]
     if not samples and run_options.shard:
         pytest.skip(f"shard {run_options.shard[0]}/{run_options.shard[1]} holds no sample of {case.case_id}")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    progress = (lambda line: reporter.write_line(f"  {line}")) if reporter is not None else None
+    progress = live_progress(request.config)
     runner = CaseRunner(case, spec, case_model, results, progress=progress, hook=prune_hook, seed=run_options.seed,
                         shard=run_options.shard, press=kv_press)
     summary = runner.run(samples)
