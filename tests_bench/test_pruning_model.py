@@ -62,7 +62,7 @@ CLI_RUNS: dict[str, list[str]] = {
     ],
     "test_cli_sweep_runs_base_once_and_every_ratio_per_pruner": [
         "--tasks", "TAU", "--pruners", "base,dart,random", "--prune-ratio", ",".join(map(str, SWEEP_RATIOS)),
-        "--synthetic-seconds", "6", "--synthetic-samples", "1",
+        "--synthetic-seconds", "6", "--synthetic-samples", "3",
     ],
 }
 

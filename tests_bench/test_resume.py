@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CASE = "LibriSpeech-tiny-qwen2.5-omni-base"  # ~1,100 decoded tokens per sample: slow enough to kill mid-case
+CASE = "TAU-tiny-qwen2.5-omni-base"
 
 
 def bench(results: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "tests_bench/test_cases.py", "-q", "-p", "no:cacheprovider",
-            "--tasks", "LibriSpeech", "--synthetic-seconds", "6", "--synthetic-samples", "3",
+            "--tasks", "TAU", "--synthetic-seconds", "6", "--synthetic-samples", "3",
             "--results-dir", str(results), *extra]
 
 
@@ -44,7 +44,7 @@ def test_sigkill_then_rerun_computes_only_the_missing_samples(tmp_path: Path, un
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while len(lines(samples)) < 1 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished_before = len(lines(samples))
@@ -62,16 +62,14 @@ def test_sigkill_then_rerun_computes_only_the_missing_samples(tmp_path: Path, un
 
 
 def test_changed_generation_settings_invalidate_records(tmp_path: Path) -> None:
-    first = subprocess.run(bench(tmp_path, "--tasks", "TAU"), cwd=ROOT, env=env(), capture_output=True, text=True,
-                           timeout=600)
+    first = subprocess.run(bench(tmp_path), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-2000:]
-    same = subprocess.run(bench(tmp_path, "--tasks", "TAU"), cwd=ROOT, env=env(), capture_output=True, text=True,
-                          timeout=600)
+    same = subprocess.run(bench(tmp_path), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
     assert same.returncode == 0
-    case_path = tmp_path / "cases" / "TAU-tiny-qwen2.5-omni-base.json"
+    case_path = tmp_path / "cases" / f"{CASE}.json"
     assert json.loads(case_path.read_text())["n_resumed"] == 3, case_path.read_text()
-    changed = subprocess.run(bench(tmp_path, "--tasks", "TAU", "--attn-impl", "eager"), cwd=ROOT, env=env(),
+    changed = subprocess.run(bench(tmp_path, "--attn-impl", "eager"), cwd=ROOT, env=env(),
                              capture_output=True, text=True, timeout=600)
     assert changed.returncode == 0
     assert json.loads(case_path.read_text())["n_resumed"] == 0
-    assert len(lines(tmp_path / "samples" / "TAU-tiny-qwen2.5-omni-base.jsonl")) == 3
+    assert len(lines(tmp_path / "samples" / f"{CASE}.jsonl")) == 3
