@@ -40,6 +40,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--synthetic-seconds", type=float, default=60.0, help="length of each synthetic clip")
     group.addoption("--synthetic-samples", type=int, default=3, help="synthetic samples per task")
     group.addoption("--shard", default=None, help="i/n: run this shard of every case's samples (Slurm arrays)")
+    group.addoption("--baseline", default=None, help="baseline JSON (marathon baseline): fail cases that regress")
+    group.addoption("--max-score-drop", type=float, default=None,
+                    help="allowed score drop in points (default: one-sided Wilson lower bound at the case's n)")
+    group.addoption("--max-slowdown", type=float, default=None, help="allowed prefill/decode slowdown ratio, e.g. 1.2")
+    group.addoption("--min-retained", type=float, default=None,
+                    help="pruned/press cases must keep this %% of the same run's base score")
     group.addoption("--presses", default=None, help="comma list of kvpress methods (knorm, snapkv, tova, ...)")
     group.addoption("--compression-ratio", default="0.5", help="fraction of KV entries evicted; comma list sweeps")
     group.addoption("--press-scope", default="audio", help="audio (only audio entries scored/evicted) or all")
@@ -161,6 +167,18 @@ def results(run_options: RunOptions) -> ResultsDir:
     if not manifest.exists():
         write_json(manifest, run_manifest(run_options.as_manifest(), run_options.device))
     return results
+
+
+@pytest.fixture(scope="session")
+def gate(pytestconfig: pytest.Config):
+    """(baseline or None, GateConfig) for regression gating in GPU CI."""
+    from marathon_lib.gating import GateConfig, load_baseline
+
+    path = pytestconfig.getoption("--baseline")
+    config = GateConfig(max_score_drop=pytestconfig.getoption("--max-score-drop"),
+                        max_slowdown=pytestconfig.getoption("--max-slowdown"),
+                        min_retained=pytestconfig.getoption("--min-retained"))
+    return (load_baseline(path) if path else None), config
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

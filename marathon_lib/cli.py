@@ -9,8 +9,8 @@ from pathlib import Path
 
 from .errors import MarathonError
 from .paths import cache_root
-from .report import rescore, write_report
-from .results import ResultsDir
+from .report import merge_newest, rescore, write_report
+from .results import ResultsDir, write_json
 
 
 def _fixtures(args: argparse.Namespace) -> None:
@@ -27,10 +27,111 @@ def _fixtures(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    results = ResultsDir(args.results_dir)
-    summary = write_report(results)
+    if len(args.results_dirs) > 1 and not args.out:
+        raise ValueError("several results directories are merged: name the merged directory with --out")
+    results = ResultsDir(args.out or args.results_dirs[0])
+    if args.out:
+        merged = merge_newest(args.results_dirs, results)
+        for dup in merged["duplicates"]:
+            print(f"{dup['case_id']}: in {len(dup['dropped']) + 1} directories, kept {dup['rule']} "
+                  f"({dup['kept']['created']}) from {dup['kept']['source']}")
+        print(f"merged {len(merged['cases'])} cases from {len(args.results_dirs)} directories into {results.root}")
+    summary = write_report(results, plots=not args.no_plots)
     print((results.root / "leaderboard.md").read_text())
-    print(f"{len(summary['cases'])} cases -> {results.root / 'summary.json'}")
+    print(f"{len(summary['cases'])} cases -> {results.root / 'summary.json'}"
+          + (f", {len(summary['plots'])} plots in {results.root / 'plots'}" if "plots" in summary else ""))
+
+
+def _read_manifest(results: ResultsDir) -> dict | None:
+    path = results.root / "manifest.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _read_cases(results_dir: str) -> list[dict]:
+    results = ResultsDir(results_dir)
+    if not results.cases.is_dir():
+        raise FileNotFoundError(f"not a results directory (no cases/): {results.root}")
+    return results.read_cases()
+
+
+def _baseline(args: argparse.Namespace) -> None:
+    from .gating import make_baseline
+
+    baseline = make_baseline(_read_cases(args.results_dir), _read_manifest(ResultsDir(args.results_dir)))
+    write_json(Path(args.out), baseline)
+    print(f"baseline of {len(baseline['cases'])} cases (timed on {baseline['device'] or 'an unknown device'}) "
+          f"-> {args.out}")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .gating import GateConfig, compare, failures, format_checks, load_baseline, make_baseline
+
+    cases = _read_cases(args.new)
+    if Path(args.base).is_dir():  # a results directory: its baseline, built on the fly
+        baseline = make_baseline(_read_cases(args.base), _read_manifest(ResultsDir(args.base)))
+    else:
+        baseline = load_baseline(args.base)
+    config = GateConfig(max_score_drop=args.max_score_drop, max_slowdown=args.max_slowdown,
+                        min_retained=args.min_retained, z=args.z)
+    checks = compare(cases, baseline, config)
+    print(format_checks(checks))
+    device = (_read_manifest(ResultsDir(args.new)) or {}).get("device", {})
+    measured_on = device.get("cuda") or device.get("cpu")
+    if args.max_slowdown is not None and measured_on != baseline.get("device"):
+        print(f"note: timings compared across machines: baseline on {baseline.get('device')}, "
+              f"this run on {measured_on}")
+    failed = failures(checks)
+    for check in failed:
+        print(f"FAIL {check.message}")
+    print(f"{len(checks)} checks, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def _durations(args: argparse.Namespace) -> None:
+    from .datatools import analyse_durations, durations_histogram, durations_table
+    from .tasks import TASKS
+
+    tasks = args.tasks.split(",") if args.tasks else TASKS.names()
+    for task in tasks:
+        TASKS.get(task)  # an unknown name stops here, before any file is read
+    analysis = analyse_durations(Path(args.data_root), tasks)
+    print(durations_table(analysis))
+    for task, block in analysis["tasks"].items():
+        for bad in block["unusable"]:
+            print(f"unusable {task} {bad['sample_id'] or '(whole task)'}: {bad['error']}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "durations.json", analysis)
+    durations_histogram(analysis, out / "durations_histogram.png")
+    print(f"wrote {out / 'durations.json'} and {out / 'durations_histogram.png'}")
+
+
+def _segment(args: argparse.Namespace) -> None:
+    from . import datatools
+
+    out, rate = Path(args.out), args.sample_rate
+    if args.dataset == "tau":
+        result = datatools.segment_tau(Path(args.meta), Path(args.audio_root), out, max_seconds=args.max_seconds,
+                                       min_seconds=args.min_seconds, seed=args.seed, sample_rate=rate)
+    elif args.dataset == "had":
+        result = datatools.segment_had(Path(args.labels), Path(args.audio_root), out, min_seconds=args.min_seconds,
+                                       max_seconds=args.max_seconds, seed=args.seed, sample_rate=rate)
+    elif args.dataset == "gtzan":
+        result = datatools.segment_gtzan(Path(args.audio_root), out, target_seconds=args.target_seconds,
+                                         seed=args.seed, sample_rate=rate)
+    else:
+        result = datatools.segment_voxceleb(Path(args.audio_root), Path(args.meta), out,
+                                            target_seconds=args.target_seconds, sample_rate=rate)
+    for skipped in result.skipped:
+        print(f"skipped {skipped['source']}: {skipped['reason']}")
+    print(f"wrote {len(result.items)} segments under {result.task_dir} ({len(result.skipped)} skipped)")
+
+
+def _merge(args: argparse.Namespace) -> None:
+    from .merge import merge_results
+
+    cases = merge_results([Path(d) for d in args.results_dirs], Path(args.out))
+    print(f"merged {len(cases)} cases from {len(args.results_dirs)} shard directories into {args.out}")
 
 
 def _rescore(args: argparse.Namespace) -> None:
@@ -74,9 +175,64 @@ def main(argv: list[str] | None = None) -> int:
     fixtures.add_argument("--seed", type=int, default=0)
     fixtures.set_defaults(func=_fixtures)
 
-    report = sub.add_parser("report", help="summary.json + leaderboard.md from a results directory")
-    report.add_argument("results_dir")
+    report = sub.add_parser("report", help="summary.json, leaderboard.md and plots/ from results directories")
+    report.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR")
+    report.add_argument("--out", help="merge the directories into this one (newest copy of a repeated case wins)")
+    report.add_argument("--no-plots", action="store_true", help="skip plots/ (no matplotlib import)")
     report.set_defaults(func=_report)
+
+    baseline = sub.add_parser("baseline", help="write a committable baseline JSON (score, n, timing per case)")
+    baseline.add_argument("results_dir")
+    baseline.add_argument("--out", required=True, help="e.g. baselines/tiny-cpu.json")
+    baseline.set_defaults(func=_baseline)
+
+    compare = sub.add_parser("compare", help="gate a results directory against a baseline; exit 1 on a failure")
+    compare.add_argument("new", help="results directory to check")
+    compare.add_argument("base", help="baseline JSON, or a results directory to use as the baseline")
+    compare.add_argument("--max-score-drop", type=float,
+                         help="points a score may drop (default: one-sided 95%% Wilson lower bound at the case's n)")
+    compare.add_argument("--max-slowdown", type=float,
+                         help="allowed prefill / per-token decode slowdown ratio, e.g. 1.2 (default: timing not gated)")
+    compare.add_argument("--min-retained", type=float,
+                         help="%% of the same run's base score a pruned case must keep (default: not gated)")
+    compare.add_argument("--z", type=float, default=1.645, help="z of the Wilson bound (default 1.645)")
+    compare.set_defaults(func=_compare)
+
+    durations = sub.add_parser("durations", help="the seed's duration statistics and buckets per task")
+    durations.add_argument("data_root")
+    durations.add_argument("--tasks", help="comma list (default: all 10)")
+    durations.add_argument("--out", default="durations", help="directory for durations.json and the histogram PNG")
+    durations.set_defaults(func=_durations)
+
+    segment = sub.add_parser("segment", help="build long-form tasks from short clips (the seed's Segment tools)")
+    datasets = segment.add_subparsers(dest="dataset", required=True)
+    tau = datasets.add_parser("tau", help="TAU2020-mobile clips grouped by scene + recording")
+    tau.add_argument("--meta", required=True, help="TAU meta.csv (tab-separated filename, scene_label, identifier, …)")
+    tau.add_argument("--audio-root", required=True, help="directory the meta's filenames are relative to")
+    tau.add_argument("--max-seconds", type=float, default=210.0)
+    tau.add_argument("--min-seconds", type=float, default=90.0)
+    had = datasets.add_parser("had", help="HAD spans packed into 180-300 s real / fake files")
+    had.add_argument("--labels", required=True, help="HAD label file: name start-end-T/start-end-F... label")
+    had.add_argument("--audio-root", required=True, help="directory holding <name>.wav")
+    had.add_argument("--min-seconds", type=float, default=180.0)
+    had.add_argument("--max-seconds", type=float, default=300.0)
+    gtzan = datasets.add_parser("gtzan", help="GTZAN clips of one genre concatenated to a target length")
+    gtzan.add_argument("--audio-root", required=True, help="GTZAN genres directory: <genre>/*.wav")
+    gtzan.add_argument("--target-seconds", type=float, default=120.0)
+    vox = datasets.add_parser("voxceleb", help="VoxCeleb clips of one speaker concatenated (gender task)")
+    vox.add_argument("--audio-root", required=True, help="VoxCeleb wav directory: <id>/**/*.wav")
+    vox.add_argument("--meta", required=True, help="VoxCeleb meta CSV with ID and Gender columns")
+    vox.add_argument("--target-seconds", type=float, default=120.0)
+    for parser_ in (tau, had, gtzan, vox):
+        parser_.add_argument("--out", required=True, help="data root to write <TASK>/ into (must not hold it yet)")
+        parser_.add_argument("--sample-rate", type=int, default=16000)
+        parser_.add_argument("--seed", type=int, default=0, help="pool shuffles and distractor draws")
+    segment.set_defaults(func=_segment)
+
+    merge = sub.add_parser("merge", help="union the sample records of --shard runs (or xdist/node splits) per case")
+    merge.add_argument("results_dirs", nargs="+")
+    merge.add_argument("--out", required=True)
+    merge.set_defaults(func=_merge)
 
     rescore_cmd = sub.add_parser("rescore", help="recompute all metrics from saved sample records (no model)")
     rescore_cmd.add_argument("results_dir")
@@ -97,11 +253,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0  # compare returns 1 when a gate fails
     except (MarathonError, FileNotFoundError, ValueError) as err:
         print(f"marathon {args.command}: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

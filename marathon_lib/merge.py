@@ -35,10 +35,8 @@ def merge_results(sources: Sequence[Path], out: Path) -> list[dict[str, Any]]:
         first = parts[0][0]
         spec = TASKS.get(first["task"])
         warmups = [c["timing"]["warmup_ms"] for c, _ in parts if c["timing"]["warmup_ms"] is not None]
-        fresh = build_case(
-            CaseSpec(first["task"], first["model"], first["pruner"], first["prune_ratio"], first["prune_layer"]),
-            spec, records, min(warmups) if warmups else None,
-        ) | {k: first[k] for k in CARRIED if k in first} | {"merged_from": [str(src.root) for _, src in parts]}
+        fresh = build_case(CaseSpec.from_case(first), spec, records, min(warmups) if warmups else None) | {
+            k: first[k] for k in CARRIED if k in first} | {"merged_from": [str(src.root) for _, src in parts]}
         rewrite_records(target.sample_path(case_id), records)
         target.write_case(fresh)
         merged.append(fresh)

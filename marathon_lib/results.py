@@ -22,6 +22,19 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 
+def is_base(case: dict[str, Any]) -> bool:
+    """The unpruned, uncompressed case of its (task, model): the reference for speed-up and retention."""
+    return case["pruner"] == "base" and case.get("press") is None
+
+
+def method_label(case: dict[str, Any]) -> str:
+    if case.get("press") is not None:
+        variant = "" if (case.get("press_scope"), case.get("press_mode")) == ("audio", "query_agnostic") else (
+            f" {case['press_scope']}/{case['press_mode']}")
+        return f"press:{case['press']} c={case['compression_ratio']:g}{variant}"
+    return "base" if case["pruner"] == "base" else f"{case['pruner']} r={case['prune_ratio']:g} L{case['prune_layer']}"
+
+
 def safe_name(case_id: str) -> str:
     """File-system-safe case file name (hub ids contain '/'; ':' breaks some file systems)."""
     return re.sub(r"[^A-Za-z0-9._+=-]", "__", case_id)

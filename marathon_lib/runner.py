@@ -7,7 +7,7 @@ import json
 import statistics
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,11 @@ class CaseSpec:
     compression_ratio: float = 0.0
     press_scope: str = "audio"
     press_mode: str = "query_agnostic"
+
+    @classmethod
+    def from_case(cls, case: Mapping[str, Any]) -> "CaseSpec":
+        """The spec back from a case JSON (rescore, merge)."""
+        return cls(**{f.name: case[f.name] for f in fields(cls) if f.name in case})
 
     @property
     def case_id(self) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
 
+from marathon_lib.gating import GateConfig, failures, gate_case, retained_check
 from marathon_lib.options import in_shard
+from marathon_lib.results import is_base
 from marathon_lib.runner import CaseRunner, CaseSpec
 from marathon_lib.tasks import TASKS
 
@@ -28,7 +31,7 @@ def live_progress(config: pytest.Config):
     return write
 
 
-def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, kv_press, results,
+def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, kv_press, results, gate,
               json_metadata: dict, request: pytest.FixtureRequest) -> None:
     spec = TASKS.get(case.task)
     samples = [s for s in spec.samples(data_root, run_options.sample_limit)
@@ -47,3 +50,14 @@ def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, kv
     if data_errors:
         warnings.warn(f"{case.case_id}: {len(data_errors)} unusable sample(s) recorded as errors: {data_errors[:3]}")
     assert summary["metrics"]["n_scored"] > 0, f"{case.case_id}: no usable sample among {len(samples)}"
+    failed = failures(gate_checks(summary, results, *gate))
+    assert not failed, "regression gate:\n" + "\n".join(check.message for check in failed)
+
+
+def gate_checks(summary: dict, results, baseline: dict | None, config: GateConfig) -> list:
+    """Against the committed baseline, and (pruned/press cases) against this run's base case."""
+    checks = gate_case(summary, baseline["cases"].get(summary["case_id"]), config) if baseline else []
+    base_path = results.case_path(CaseSpec(summary["task"], summary["model"]).case_id)
+    if config.min_retained is not None and not is_base(summary) and base_path.is_file():
+        checks.append(retained_check(summary, json.loads(base_path.read_text()), config.min_retained))
+    return checks

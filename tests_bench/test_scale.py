@@ -101,3 +101,25 @@ def test_worker_gpu_pinning_respects_the_callers_list(worker, gpus, caller_visib
     assert pin_worker_gpu(env) == expected
     if expected is not None:
         assert env["CUDA_VISIBLE_DEVICES"] == expected
+
+
+def test_pytest_baseline_gate_passes_a_rerun_and_trips_on_a_drop(full_run: Path, tmp_path: Path) -> None:
+    from marathon_lib.gating import load_baseline, make_baseline
+
+    cases_now = list(cases(full_run).values())
+    same = tmp_path / "same.json"
+    same.write_text(json.dumps(make_baseline(cases_now)))
+    bench(full_run, "--baseline", str(same))  # a rerun (resumed, same records) is within the bound
+
+    higher = load_baseline(same)
+    for entry in higher["cases"].values():
+        entry["score"], entry["n"] = 90.0, 500
+    drop = tmp_path / "higher.json"
+    drop.write_text(json.dumps(higher))
+    cmd = [sys.executable, "-m", "pytest", "tests_bench/test_cases.py", "-q", "-p", "no:cacheprovider", *SMALL,
+           "--results-dir", str(full_run), "--baseline", str(drop)]
+    tripped = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True,
+                             text=True, timeout=600)
+    assert tripped.returncode == 1
+    assert "regression gate" in tripped.stdout and "Wilson lower bound" in tripped.stdout
+    assert "baseline 90.00 at n=500" in tripped.stdout

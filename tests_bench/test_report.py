@@ -1,0 +1,182 @@
+"""Reports from hand-built case JSONs (the tiny model scores ~0, so scores here are varied on purpose):
+leaderboard numbers equal the cases, best bold, efficiency and retained tables, merging, plots."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from marathon_lib.cli import main
+from marathon_lib.report import (
+    MERGE_FILE,
+    efficiency_rows,
+    ideal_prefill_fraction,
+    leaderboard_rows,
+    merge_newest,
+    retained_rows,
+    write_report,
+)
+from marathon_lib.results import ResultsDir
+from marathon_lib.tasks import LEADERBOARD_COLUMNS, TASKS
+
+MODEL_A, MODEL_B = "tiny-qwen2.5-omni", "Qwen/Qwen2.5-Omni-7B"
+
+
+def make_case(task: str, model: str = MODEL_A, pruner: str = "base", ratio: float = 0.0, score: float | None = 50.0,
+              n: int = 100, prefill: float = 100.0, audio: float = 100.0, layers: int | None = 4,
+              created: str = "2026-01-01T00:00:00+00:00") -> dict:
+    """A case JSON in runner.build_case's schema (plus model_layers), with the numbers a test needs."""
+    case_id = f"{task}-{model}-{pruner}" + ("" if pruner == "base" else f"-r{ratio:g}-L2")
+    spec = TASKS.get(task)
+    case = {
+        "schema_version": 1, "case_id": case_id, "task": task, "model": model, "pruner": pruner,
+        "prune_ratio": ratio, "prune_layer": 2, "task_code": spec.code, "category": spec.category,
+        "task_version": spec.version, "created": created,
+        "metrics": {"n": n, "n_error": 0, "n_scored": n, "accuracy": score, "f1": score, "parse_fail_rate": 0.0,
+                    "score": score},
+        "timing": {"prefill_ms": prefill, "prefill_ms_median": prefill, "decode_ms": 50.0,
+                   "decode_tokens_per_s": 20.0, "audio_seconds": 4.0, "n_timed": n, "warmup_ms": 1.0,
+                   "warmup_excluded": True},
+        "tokens": {"input": 200.0, "audio": audio, "audio_kept": audio - math.floor(audio * ratio)},
+        "errors": [],
+    }
+    return case | ({"model_layers": layers} if layers else {})
+
+
+def sweep() -> list[dict]:
+    """Two models; model A: 10 tasks base + dart/random at 0.5; model B: 3 tasks base."""
+    cases = []
+    for i, task in enumerate(TASKS.names()):
+        cases.append(make_case(task, score=30.0 + 5 * i, prefill=100.0))
+        cases.append(make_case(task, pruner="dart", ratio=0.5, score=27.0 + 5 * i, prefill=50.0))
+        cases.append(make_case(task, pruner="random", ratio=0.5, score=20.0 + 5 * i, prefill=80.0))
+    cases += [make_case(t, MODEL_B, score=s) for t, s in (("TAU", 91.25), ("HAD", 12.0), ("LibriSpeech", 77.7))]
+    return cases
+
+
+def write_cases(root: Path, cases: list[dict]) -> ResultsDir:
+    results = ResultsDir(root).ensure()
+    for case in cases:
+        results.write_case(case)
+    return results
+
+
+def table(markdown: str, heading: str | None = None) -> list[list[str]]:
+    """Body rows of the first table after `heading` (or of the first table), cells stripped."""
+    text = markdown.split(f"## {heading}\n", 1)[1] if heading else markdown
+    lines = [line for line in text.split("\n\n## ", 1)[0].splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def test_leaderboard_numbers_equal_the_case_jsons(tmp_path: Path) -> None:
+    cases = sweep()
+    write_report(write_cases(tmp_path, cases), plots=False)
+    rows = table((tmp_path / "leaderboard.md").read_text())
+    assert len(rows) == 4  # (model A: base, dart r=0.5, random r=0.5) + (model B: base)
+    expected = {(c["model"], "base" if c["pruner"] == "base" else f"{c['pruner']} r=0.5 L2", c["task_code"]):
+                c["metrics"]["score"] for c in cases}
+    for _rank, model, method, avg, *scores in rows:
+        present = []
+        for code, cell in zip(LEADERBOARD_COLUMNS, scores):
+            value = expected.get((model, method, code))
+            assert cell.strip("*") == ("–" if value is None else f"{value:.1f}"), (model, method, code)
+            present += [] if value is None else [value]
+        assert avg.split(" (")[0].strip("*") == f"{sum(present) / len(present):.1f}"
+        assert avg.endswith("(3/10)") == (model == MODEL_B)
+    assert [(r[1], r[2]) for r in rows] == [  # sorted by average: B 60.3, A 52.5, 49.5, 42.5
+        (MODEL_B, "base"), (MODEL_A, "base"), (MODEL_A, "dart r=0.5 L2"), (MODEL_A, "random r=0.5 L2")]
+
+
+def test_best_value_of_each_column_is_bold(tmp_path: Path) -> None:
+    write_report(write_cases(tmp_path, sweep()), plots=False)
+    rows = table((tmp_path / "leaderboard.md").read_text())
+    asc = LEADERBOARD_COLUMNS.index("ASC") + 4
+    sd = LEADERBOARD_COLUMNS.index("SD") + 4
+    assert [r[asc] for r in rows if r[asc].startswith("**")] == ["**91.2**"]  # model B's TAU (91.25)
+    assert [r[sd] for r in rows if r[sd].startswith("**")] == ["**65.0**"]  # model A base HAD (30 + 5·7)
+    assert sum(r[3].startswith("**") for r in rows) == 1
+    tied = leaderboard_rows([make_case("TAU", score=0.0), make_case("TAU", MODEL_B, score=0.0)])
+    write_report(write_cases(tmp_path / "tied", [make_case("TAU", score=0.0), make_case("TAU", MODEL_B, score=0.0)]),
+                 plots=False)
+    assert len(tied) == 2 and "**" not in "".join(map(str, table((tmp_path / "tied" / "leaderboard.md").read_text())))
+
+
+def test_efficiency_and_retained_tables(tmp_path: Path) -> None:
+    cases = sweep()
+    write_report(write_cases(tmp_path, cases), plots=False)
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    # N=4, K=2, S=200, 50 of 100 audio tokens dropped: S'=150, fraction (2·200 + 2·150)/(4·200) = 0.875
+    assert ideal_prefill_fraction(make_case("TAU", pruner="dart", ratio=0.5)) == pytest.approx(0.875)
+    assert ideal_prefill_fraction(make_case("TAU", pruner="dart", ratio=0.5, layers=None)) is None
+    efficiency = {(r["model"], r["method"]): r for r in efficiency_rows(cases)}
+    dart = efficiency[(MODEL_A, "dart r=0.5 L2")]
+    assert (dart["speedup"], dart["ideal_speedup"], dart["audio_kept"]) == (2.0, round(1 / 0.875, 3), 50.0)
+    assert efficiency[(MODEL_A, "random r=0.5 L2")]["speedup"] == 1.25
+    assert efficiency[(MODEL_B, "base")]["speedup"] == 1.0
+    eff_rows = {(r[0], r[1]): r for r in table(markdown, "Efficiency")}
+    assert eff_rows[(MODEL_A, "dart r=0.5 L2")][2:] == ["50.0", "2.00", "1.14", "50.0", "20.0", "100.0", "50.0", "50.0"]
+
+    base_sum = sum(30.0 + 5 * i for i in range(10))
+    retained = {(r["model"], r["pruner"]): r["retained"] for r in retained_rows(cases)}
+    assert retained == {(MODEL_A, "dart"): {0.5: round(100 * (base_sum - 30) / base_sum, 1)},
+                        (MODEL_A, "random"): {0.5: round(100 * (base_sum - 100) / base_sum, 1)}}
+    assert table(markdown, "Accuracy retained vs base (%)") == [
+        [MODEL_A, "dart L2", f"{100 * (base_sum - 30) / base_sum:.1f}"],
+        [MODEL_A, "random L2", f"{100 * (base_sum - 100) / base_sum:.1f}"]]
+
+
+def test_merge_keeps_the_newest_copy_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old, new = tmp_path / "monday", tmp_path / "tuesday"
+    write_cases(old, [make_case("TAU", score=10.0, created="2026-01-05T10:00:00+00:00"),
+                      make_case("HAD", score=20.0, created="2026-01-05T10:00:00+00:00")])
+    (ResultsDir(old).sample_path("TAU-tiny-qwen2.5-omni-base")).write_text('{"sample_id": "old"}\n')
+    write_cases(new, [make_case("TAU", score=40.0, created="2026-01-06T09:00:00+00:00"),
+                      make_case("HAD", score=25.0, created="2026-01-05T10:00:00+00:00"),  # a tie with monday's
+                      make_case("GTZAN", MODEL_B, score=60.0, created="2026-01-06T09:00:00+00:00")])
+    (ResultsDir(new).sample_path("TAU-tiny-qwen2.5-omni-base")).write_text('{"sample_id": "new"}\n')
+    merged_dir = tmp_path / "merged"
+    # the older directory named last: "newest" is by `created`, not by argument order
+    assert main(["report", str(new), str(old), "--out", str(merged_dir), "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    assert "TAU-tiny-qwen2.5-omni-base: in 2 directories, kept the newest (2026-01-06T09:00:00+00:00)" in printed
+    assert "HAD-tiny-qwen2.5-omni-base: in 2 directories, kept equally new: the directory named last" in printed
+    merged = ResultsDir(merged_dir)
+    scores = {c["case_id"]: c["metrics"]["score"] for c in merged.read_cases()}
+    assert scores == {"TAU-tiny-qwen2.5-omni-base": 40.0, "HAD-tiny-qwen2.5-omni-base": 20.0,
+                      "GTZAN-Qwen/Qwen2.5-Omni-7B-base": 60.0}
+    assert merged.read_samples("TAU-tiny-qwen2.5-omni-base") == [{"sample_id": "new"}]
+    markdown = (merged_dir / "leaderboard.md").read_text()
+    assert "## Merged from" in markdown and f"kept `{new}` (2026-01-06T09:00:00+00:00), the newest; dropped `{old}`" \
+        in markdown
+    with pytest.raises(ValueError, match="already holds cases"):
+        merge_newest([old], merged)  # never mixes into an earlier merge
+    assert (merged_dir / MERGE_FILE).is_file()
+    assert main(["report", str(old), str(new)]) == 2  # several directories need --out
+    assert "--out" in capsys.readouterr().err
+
+
+def test_plots_are_readable_images(tmp_path: Path) -> None:
+    from marathon_lib.plots import speedup_figure
+
+    tasks = ("LibriSpeech", "TAU", "HAD")  # three panels and three radar axes keep rendering quick
+    cases = [c for c in sweep() if c["task"] in tasks]
+    cases += [make_case(t, pruner="dart", ratio=0.3, score=28.0, prefill=70.0) for t in tasks]
+    summary = write_report(write_cases(tmp_path, cases))
+    assert sorted(summary["plots"]) == [  # model B ran base only: no ratio plots, a polygon on the radar
+        "plots/prefill_speedup_tiny-qwen2.5-omni.png", "plots/radar_task_scores.png",
+        "plots/score_vs_ratio_tiny-qwen2.5-omni.png"]
+    for name in summary["plots"]:
+        image = imread(tmp_path / name)
+        assert image.shape[0] >= 400 and image.shape[1] >= 400, name
+        assert not np.all(image == image[0, 0]), f"{name} is blank"
+    # the ideal line needs the model's layer count, which older case files lack
+    labels = [line.get_label() for line in speedup_figure(MODEL_A, cases).axes[0].get_lines()]
+    assert "ideal" in labels and {"dart", "random"} <= set(labels)
+    no_layers = [case | {"model_layers": None} for case in cases if case["model"] == MODEL_A]
+    assert "ideal" not in [line.get_label() for line in speedup_figure(MODEL_A, no_layers).axes[0].get_lines()]
+    assert re.search(r"\| dart r=0.3 L2 \| 70.0 \|", (tmp_path / "leaderboard.md").read_text())
