@@ -230,6 +230,7 @@ class CaseRunner:
         record["tokens"] = {
             "input": inputs.n_input_tokens,
             "audio": inputs.n_audio_tokens,
+            "audio_placeholders": inputs.n_placeholder_tokens,
             "audio_kept": audio_kept,
             "audio_chunks": inputs.audio_chunks,
             "new": generation.timing.new_tokens,
@@ -249,8 +250,7 @@ class CaseRunner:
             return self.generate_pressed(inputs, max_new_tokens)
         if self.hook is None:
             return self.model.generate(inputs, max_new_tokens), inputs.n_audio_tokens
-        positions = span_positions(inputs.spans)
-        with self.hook.armed(positions, sample_generator(self.seed, sample.sample_id)):
+        with self.hook.armed(content_positions(inputs), sample_generator(self.seed, sample.sample_id)):
             generation = self.model.generate(inputs, max_new_tokens)
         return generation, int(self.hook.last_kept_audio.numel())
 
@@ -259,7 +259,7 @@ class CaseRunner:
         question through the compressed cache; query_aware: compress after the whole prompt."""
         from .kv.presses import pressed
 
-        positions = span_positions(inputs.spans) if self.case.press_scope == "audio" else None
+        positions = content_positions(inputs) if self.case.press_scope == "audio" else None
         agnostic = self.case.press_mode == "query_agnostic"
         context_len = inputs.spans[-1].end if agnostic else inputs.n_input_tokens
         stack = self.model.text_stack()
@@ -272,6 +272,13 @@ class CaseRunner:
         n_audio = inputs.n_audio_tokens
         kept = kept_count(n_audio, self.case.compression_ratio) if positions is not None else n_audio
         return generation, kept
+
+
+def content_positions(inputs: ModelInputs) -> torch.Tensor:
+    """Positions of the audio-content tokens: the candidates for pruning and audio-scoped presses.
+    Placeholders past the content (Voxtral pads every clip to 30 s) trail the last chunk and are kept
+    like any non-audio token, so kept = audio - floor(audio * r) holds for every family."""
+    return span_positions(inputs.spans)[: inputs.n_audio_tokens]
 
 
 def sample_generator(seed: int, sample_id: str) -> torch.Generator:

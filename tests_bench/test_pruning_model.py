@@ -359,7 +359,8 @@ def reference_logits(h: Harness, keep: torch.Tensor) -> torch.Tensor:
     thinker = h.model.model
     lm = h.language_model()
     tensors = h.inputs.tensors
-    position_ids, _ = thinker.model.get_rope_index(
+    get_rope_index = getattr(thinker.model, "get_rope_index", None) or thinker.get_rope_index  # 5.2x / 5.2
+    position_ids, _ = get_rope_index(
         tensors["input_ids"], None, None, tensors["attention_mask"], False, tensors["feature_attention_mask"].sum(-1), None
     )
     given = ref.position_ids

@@ -167,6 +167,22 @@ class AudioLM(ABC):
         """Decoder layers of the language model, from the checkpoint's config (checked before loading)."""
         return int(config.get_text_config(decoder=True).num_hidden_layers)
 
+    def from_pretrained(self, model_class: type, attn_implementation: str | dict | None = None) -> torch.nn.Module:
+        """`model_class.from_pretrained(self.checkpoint)` on self.device/dtype, or, for a `shape:` checkpoint (the
+        real config, no weights), the model built from that config with random weights."""
+        from .shape import is_shape_checkpoint, model_from_shape
+
+        attn = self.attn_implementation if attn_implementation is None else attn_implementation
+        if is_shape_checkpoint(self.checkpoint):
+            return model_from_shape(model_class, self.checkpoint, self.dtype, self.device, attn)
+        return model_class.from_pretrained(self.checkpoint, dtype=self.dtype, attn_implementation=attn).to(self.device)
+
+    @staticmethod
+    def prune_layer_limit(config: Any) -> tuple[int | None, str]:
+        """The largest prune layer K this family supports, from the checkpoint's config (checked before loading),
+        and why; (None, "") = any K in [1, N-1]. PruneHook enforces the same limit through `text_stack()`."""
+        return None, ""
+
     def generation_kwargs(self) -> dict[str, Any]:
         return {}
 

@@ -8,6 +8,12 @@ length, so `generate` keeps counting decode positions in original coordinates (L
 decode only a 4-D mask needs remapping. Both argument spellings work: `past_key_values`/`cache_position`
 (transformers 5.2) and `cache` (5.2x).
 
+Families differ only in what the hook slices and how it projects q/k, all handled generically: positional
+per-token arguments (Gemma-3n passes position_embeddings and per_layer_input positionally) are sliced like
+the kwargs; AltUp hidden states (n_streams, B, L, D) are sliced along L; q/k come from q_proj/k_proj or a fused
+qkv_proj (Phi-4), through q_norm/k_norm where present (Qwen3, Gemma-3n). A `TextStack` may declare limits
+(`max_prune_layer`, `max_prune_length`) that the hook enforces with the family's reason.
+
 Batch size 1 only: the benchmark runs one sample at a time, so the keep set is one index vector.
 """
 
@@ -44,11 +50,58 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 @dataclass
 class TextStack:
-    """What the hook needs from a language model: its decoder layers and its final norm."""
+    """What the hook needs from a language model: its decoder layers and its final norm.
+
+    `max_prune_layer` / `max_prune_length`: limits of families whose layers share state the hook cannot slice
+    (Gemma-3n: KV-sharing layers read the cache of an earlier "store" layer, and its sliding-window cache crops
+    by count); `limit_reason` explains them. None = no limit."""
 
     layers: nn.ModuleList
     norm: nn.Module
     mrope_section: list[int] | None = None
+    max_prune_layer: int | None = None
+    max_prune_length: int | None = None
+    limit_reason: str = ""
+
+
+def _seq_view(hidden: torch.Tensor) -> torch.Tensor:
+    """(L, D) of the one sample: (B=1, L, D) -> [0]; Gemma-3n AltUp (n_streams, B=1, L, D) -> the active stream 0."""
+    return hidden.reshape(-1, *hidden.shape[-2:])[0]
+
+
+def _batch_size(hidden: torch.Tensor) -> int:
+    return int(hidden.shape[-3])
+
+
+def project_qk(
+    attn: nn.Module, query_hidden: torch.Tensor, key_hidden: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pre-RoPE query heads of `query_hidden` (Lq, D) and key heads of `key_hidden` (L, D) through a layer's own
+    projections: (H, Lq, d), (Hkv, L, d). Separate q_proj/k_proj, or a fused qkv_proj (Phi-4); per-head
+    q_norm/k_norm where the family has them (Qwen3, Gemma-3n)."""
+    head_dim = attn.head_dim
+    if hasattr(attn, "q_proj"):
+        q, k = attn.q_proj(query_hidden), attn.k_proj(key_hidden)
+    else:  # fused [q | k | v]
+        n_q = attn.config.num_attention_heads * head_dim
+        q = attn.qkv_proj(query_hidden)[..., :n_q]
+        k = project_k(attn, key_hidden)
+    q = q.view(query_hidden.shape[0], -1, head_dim)
+    k = k.view(key_hidden.shape[0], -1, head_dim)
+    if getattr(attn, "q_norm", None) is not None:
+        q = attn.q_norm(q)
+    if getattr(attn, "k_norm", None) is not None:
+        k = attn.k_norm(k)
+    return q.transpose(0, 1), k.transpose(0, 1)
+
+
+def project_k(attn: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """Raw (pre-norm, pre-RoPE) key projection of `hidden` (L, D), all heads flattened: (L, Hkv * d)."""
+    if hasattr(attn, "k_proj"):
+        return attn.k_proj(hidden)
+    n_q = attn.config.num_attention_heads * attn.head_dim
+    n_kv = attn.config.num_key_value_heads * attn.head_dim
+    return attn.qkv_proj(hidden)[..., n_q : n_q + n_kv]
 
 
 def find_text_stack(model: nn.Module) -> TextStack:
@@ -70,6 +123,11 @@ class PruneHook:
         n_layers = len(stack.layers)
         if not 1 <= layer < n_layers:
             raise ValueError(f"prune layer {layer} must be in [1, {n_layers - 1}] for a {n_layers}-layer model")
+        if stack.max_prune_layer is not None and stack.max_prune_layer < 1:
+            raise ValueError(f"audio-token pruning is not supported by this model ({stack.limit_reason})")
+        if stack.max_prune_layer is not None and layer > stack.max_prune_layer:
+            raise ValueError(f"prune layer {layer} is not supported by this model: K must be in "
+                             f"[1, {stack.max_prune_layer}] ({stack.limit_reason})")
         self.stack, self.layer, self.pruner, self.ratio = stack, layer, pruner, ratio
         self.handles: list[Any] = []
         self.audio_positions: torch.Tensor | None = None
@@ -128,17 +186,22 @@ class PruneHook:
         """Layer K-1 prefill: keep what FastV needs (its input and position embeddings)."""
         hidden = args[0] if args else kwargs["hidden_states"]
         if self.audio_positions is not None and hidden.shape[-2] > 1:
-            self.captured = {"hidden": hidden, "position_embeddings": kwargs.get("position_embeddings"), "layer": module}
+            rope = kwargs.get("position_embeddings")
+            if rope is None:  # passed positionally (Gemma-3n: hidden, position_embeddings, per_layer_input)
+                rope = next((a for a in args[1:] if isinstance(a, tuple) and len(a) == 2), None)
+            self.captured = {"hidden": hidden, "position_embeddings": rope, "layer": module}
 
     def last_query_attention(self) -> torch.Tensor:
         """Head-mean softmax attention of the last prompt token to every key at layer K-1, from that
         layer's own q/k projections and RoPE: one query row, never the full L x L matrix."""
         layer = self.captured["layer"]
         attn = layer.self_attn
-        hidden = layer.input_layernorm(self.captured["hidden"][0])  # (L, D)
-        head_dim = attn.head_dim
-        q = attn.q_proj(hidden[-1:]).view(1, -1, head_dim).transpose(0, 1)  # (H, 1, d)
-        k = attn.k_proj(hidden).view(hidden.shape[0], -1, head_dim).transpose(0, 1)  # (Hkv, L, d)
+        hidden = self.captured["hidden"]
+        altup = getattr(layer, "altup", None)
+        if altup is not None:  # Gemma-3n: attention reads the AltUp prediction of the active stream
+            hidden = altup.predict(hidden)[layer.config.altup_active_idx]
+        hidden = layer.input_layernorm(_seq_view(hidden))  # (L, D)
+        q, k = project_qk(attn, hidden[-1:], hidden)  # (H, 1, d), (Hkv, L, d)
         cos, sin = self._rope_tables(self.captured["position_embeddings"])
         q, k = apply_rope(q, cos[-1:], sin[-1:]), apply_rope(k, cos, sin)
         k = k.repeat_interleave(q.shape[0] // k.shape[0], dim=0)
@@ -154,7 +217,7 @@ class PruneHook:
     def key_l1_norms(self, hidden: torch.Tensor) -> torch.Tensor:
         """L1 norm of layer K's keys (pre-RoPE, all heads flattened) for each position: DART's pivot score."""
         layer = self.stack.layers[self.layer]
-        return layer.self_attn.k_proj(layer.input_layernorm(hidden)).abs().sum(dim=-1)
+        return project_k(layer.self_attn, layer.input_layernorm(hidden)).abs().sum(dim=-1)
 
     def normed_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.stack.norm(hidden)
@@ -165,7 +228,7 @@ class PruneHook:
         if self.forced is not None:
             kept_audio = self.forced.to(hidden.device)
         else:
-            kept_audio = self.pruner.select(self, audio, kept_count(audio.numel(), self.ratio), hidden[0])
+            kept_audio = self.pruner.select(self, audio, kept_count(audio.numel(), self.ratio), _seq_view(hidden))
         mask = torch.ones(seq_len, dtype=torch.bool, device=hidden.device)
         mask[audio] = False
         mask[kept_audio] = True
@@ -178,10 +241,14 @@ class PruneHook:
             if self.audio_positions is None:
                 return None  # not armed: this call runs unpruned
             hidden = args[0] if args else kwargs["hidden_states"]
-            if hidden.shape[0] != 1:
+            if _batch_size(hidden) != 1:
                 raise ValueError("audio-token pruning runs with batch size 1")
             length = hidden.shape[-2]
             if length > 1 and index == self.layer:  # prefill reaches layer K
+                limit = self.stack.max_prune_length
+                if limit is not None and length > limit:
+                    raise ValueError(f"a {length}-token prompt cannot be pruned on this model: at most {limit} "
+                                     f"tokens ({self.stack.limit_reason})")
                 self.prompt_len = length
                 self.keep = self._choose(hidden)
                 hidden = hidden.index_select(-2, self.keep)
@@ -189,7 +256,8 @@ class PruneHook:
                 return None
             new_kwargs = self._slice_prefill(kwargs) if length > 1 else self._remap_decode_mask(kwargs)
             if args:
-                return (hidden, *args[1:]), new_kwargs
+                rest = self._slice_positional(args[1:]) if length > 1 else args[1:]
+                return (hidden, *rest), new_kwargs
             new_kwargs["hidden_states"] = hidden
             return args, new_kwargs
 
@@ -209,6 +277,21 @@ class PruneHook:
         if isinstance(kwargs.get("cache_position"), torch.Tensor):  # transformers 5.2
             out["cache_position"] = kwargs["cache_position"].index_select(-1, keep)
         return out
+
+    def _slice_positional(self, args: tuple) -> tuple:
+        """Positional per-token arguments after the hidden states (Gemma-3n passes position_embeddings and
+        per_layer_input positionally): every tensor whose dim -2 is the prompt length, alone or in a tuple,
+        is sliced along it; anything else is passed on unchanged."""
+        keep, length = self.keep, self.prompt_len
+
+        def cut(value: Any) -> Any:
+            if isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[-2] == length:
+                return value.index_select(-2, keep)
+            if isinstance(value, tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
+                return tuple(cut(v) for v in value)
+            return value
+
+        return tuple(cut(a) for a in args)
 
     def _remap_decode_mask(self, kwargs: dict) -> dict:
         """A decode-step 4-D mask spans the full (layer-0) length; layers >= K hold only the kept entries."""
