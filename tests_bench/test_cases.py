@@ -48,7 +48,8 @@ def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, kv
     assert not model_errors, f"model failed on {len(model_errors)} sample(s): {model_errors[:3]}"
     data_errors = [e for e in summary["errors"] if e["kind"] == "data"]
     if data_errors:
-        warnings.warn(f"{case.case_id}: {len(data_errors)} unusable sample(s) recorded as errors: {data_errors[:3]}")
+        warnings.warn(f"{case.case_id}: {len(data_errors)} unusable sample(s) recorded as errors: {data_errors[:3]}",
+                      stacklevel=1)
     assert summary["metrics"]["n_scored"] > 0, f"{case.case_id}: no usable sample among {len(samples)}"
     failed = failures(gate_checks(summary, results, *gate))
     assert not failed, "regression gate:\n" + "\n".join(check.message for check in failed)
