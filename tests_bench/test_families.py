@@ -329,10 +329,11 @@ def test_pruned_decode_equals_recompute_with_the_same_drop(model: AudioLM, prune
 def data_root() -> Path:
     from marathon_lib.synthetic import ensure_synthetic_datasets
 
-    return ensure_synthetic_datasets(cache_root() / "data", seconds=6.0, samples_per_task=1, seed=0)
+    return ensure_synthetic_datasets(cache_root() / "data", seconds=6.0, samples_per_task=3, seed=0)  # shared
 
 
-@pytest.mark.parametrize("task", ["TAU", "HAD"])
+# ids are the leaderboard codes: `-k "qwen and TAU"` must keep selecting only the benchmark case
+@pytest.mark.parametrize("task", ["TAU", "HAD"], ids=["ASC", "SD"])
 def test_cases_write_results_and_keep_the_budget(family: Family, model: AudioLM, data_root: Path,
                                                  tmp_path: Path, task: str) -> None:
     skip_unprunable(model)
