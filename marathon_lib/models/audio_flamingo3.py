@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import AudioLM, ModelInputs, check_feature_coverage, find_audio_spans
+from .base import AudioLM, ModelInputs, check_feature_coverage
 from .tiny import tokenizer_corpus, train_tokenizer
 
 AUDIO_TOKEN = "<sound>"
@@ -76,14 +76,8 @@ class AudioFlamingo3(AudioLM):
         fe = self.processor.feature_extractor
         valid = int(batch["input_features_mask"].sum())  # every 30 s window of the one clip
         check_feature_coverage([audio], [valid], fe.hop_length, self.sampling_rate)
-        tensors = self.to_device(dict(batch))
-        return ModelInputs(
-            tensors=tensors,
-            spans=find_audio_spans(tensors["input_ids"], self.audio_token_id),
-            audio_seconds=seconds,
-            audio_chunks=1,
-            notes={"windows": int(batch["input_features"].shape[0])},
-        )
+        return self.inputs_from(batch, self.audio_token_id, seconds, 1,
+                                notes={"windows": int(batch["input_features"].shape[0])})
 
     @staticmethod
     def build_tiny(dest: Path) -> None:

@@ -197,6 +197,14 @@ class AudioLM(ABC):
                 moved[key] = value
         return moved
 
+    def inputs_from(self, batch: dict[str, Any], audio_token_id: int, audio_seconds: float, audio_chunks: int = 1,
+                    **extra: Any) -> ModelInputs:
+        """Processor output -> ModelInputs on the device, with the audio spans located in input_ids."""
+        tensors = self.to_device(dict(batch))
+        spans = find_audio_spans(tensors["input_ids"], audio_token_id)
+        return ModelInputs(tensors=tensors, spans=spans, audio_seconds=audio_seconds, audio_chunks=audio_chunks,
+                           **extra)
+
     @torch.inference_mode()
     def generate(self, inputs: ModelInputs, max_new_tokens: int) -> Generation:
         """Greedy decoding (sampling off), timed as prefill (first token) + decode (the rest)."""

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..pruning.hook import TextStack, find_text_stack
 from ..errors import DataError
-from .base import AudioLM, ModelInputs, find_audio_spans, split_audio
+from .base import AudioLM, ModelInputs, split_audio
 from .processors import StubImageProcessor, load_chat_template
 from .tiny import tokenizer_corpus, train_tokenizer
 
@@ -197,13 +197,7 @@ class Gemma3n(AudioLM):
             if frames < needed:
                 raise DataError(f"audio clip {index} ({len(chunk) / self.sampling_rate:.1f} s) was truncated by the "
                                 f"feature extractor to {frames} of {needed} frames")
-        tensors = self.to_device(dict(batch))
-        return ModelInputs(
-            tensors=tensors,
-            spans=find_audio_spans(tensors["input_ids"], self.audio_token_id),
-            audio_seconds=len(audio) / self.sampling_rate,
-            audio_chunks=len(chunks),
-        )
+        return self.inputs_from(batch, self.audio_token_id, len(audio) / self.sampling_rate, len(chunks))
 
     @staticmethod
     def build_tiny(dest: Path) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import AudioLM, ModelInputs, find_audio_spans
+from .base import AudioLM, ModelInputs
 from .processors import install_granite_mel_shim
 from .tiny import tokenizer_corpus, train_tokenizer
 
@@ -75,13 +75,7 @@ class GraniteSpeech(AudioLM):
         if got != expected:
             raise DataError(f"{len(audio) / self.sampling_rate:.1f} s of audio gave {got} audio tokens, expected "
                             f"{expected} (truncated?)")
-        tensors = self.to_device(dict(batch))
-        return ModelInputs(
-            tensors=tensors,
-            spans=find_audio_spans(tensors["input_ids"], self.audio_token_id),
-            audio_seconds=len(audio) / self.sampling_rate,
-            audio_chunks=1,
-        )
+        return self.inputs_from(batch, self.audio_token_id, len(audio) / self.sampling_rate, 1)
 
     @staticmethod
     def build_tiny(dest: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import AudioLM, ModelInputs, check_feature_coverage, find_audio_spans, split_audio
+from .base import AudioLM, ModelInputs, check_feature_coverage, split_audio
 from .tiny import tokenizer_corpus, train_tokenizer
 
 SPECIAL_TOKENS = {
@@ -61,13 +61,7 @@ class Qwen2Audio(AudioLM):
         fe = self.processor.feature_extractor
         check_feature_coverage(chunks, batch["feature_attention_mask"].sum(-1).tolist(), fe.hop_length,
                                self.sampling_rate)
-        tensors = self.to_device(dict(batch))
-        return ModelInputs(
-            tensors=tensors,
-            spans=find_audio_spans(tensors["input_ids"], self.audio_token_id),
-            audio_seconds=len(audio) / self.sampling_rate,
-            audio_chunks=len(chunks),
-        )
+        return self.inputs_from(batch, self.audio_token_id, len(audio) / self.sampling_rate, len(chunks))
 
     @staticmethod
     def build_tiny(dest: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import AudioLM, ModelInputs, check_feature_coverage, find_audio_spans
+from .base import AudioLM, ModelInputs, check_feature_coverage
 from .processors import StubImageProcessor, load_processor, stub_video_processor_class
 from .tiny import tokenizer_corpus, train_tokenizer
 
@@ -80,13 +80,7 @@ class Qwen3OmniThinker(AudioLM):
         fe = self.processor.feature_extractor
         check_feature_coverage([audio], batch["feature_attention_mask"].sum(-1).tolist(), fe.hop_length,
                                self.sampling_rate)
-        tensors = self.to_device(dict(batch))
-        return ModelInputs(
-            tensors=tensors,
-            spans=find_audio_spans(tensors["input_ids"], self.audio_token_id),
-            audio_seconds=len(audio) / self.sampling_rate,
-            audio_chunks=1,
-        )
+        return self.inputs_from(batch, self.audio_token_id, len(audio) / self.sampling_rate, 1)
 
     @staticmethod
     def build_tiny(dest: Path) -> None:

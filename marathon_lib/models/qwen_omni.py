@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import AudioLM, ModelInputs, find_audio_spans, split_audio
+from .base import AudioLM, ModelInputs, split_audio
 from .processors import StubImageProcessor, load_processor, stub_video_processor_class
 from .tiny import train_tokenizer, tokenizer_corpus
 
@@ -94,14 +94,8 @@ class QwenOmniThinker(AudioLM):
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         batch = self.processor(text=text, audio=chunks, return_tensors="pt", padding=True)
         self._check_not_truncated(chunks, batch["feature_attention_mask"])
-        tensors = self.to_device(dict(batch))
         audio_id = self.tokenizer.convert_tokens_to_ids(self.processor.audio_token)
-        return ModelInputs(
-            tensors=tensors,
-            spans=find_audio_spans(tensors["input_ids"], audio_id),
-            audio_seconds=len(audio) / self.sampling_rate,
-            audio_chunks=len(chunks),
-        )
+        return self.inputs_from(batch, audio_id, len(audio) / self.sampling_rate, len(chunks))
 
     def _check_not_truncated(self, chunks: list[np.ndarray], feature_mask: torch.Tensor) -> None:
         hop = self.processor.feature_extractor.hop_length

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import AudioLM, ModelInputs, find_audio_spans
+from .base import AudioLM, ModelInputs
 from .tiny import tokenizer_corpus, train_tokenizer
 
 AUDIO_TOKEN_ID = 24  # hard-coded in VoxtralProcessor
@@ -96,13 +96,9 @@ class Voxtral(AudioLM):
         per_chunk = self.model.config.audio_config.max_source_positions // 4  # 1500 encoder frames -> 375
         ids = self.prompt_ids(per_chunk * n_chunks, prompt, system or self.default_system_prompt)
         input_ids = torch.tensor([ids], dtype=torch.long)
-        tensors = self.to_device({"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
-                                  "input_features": features})
-        return ModelInputs(
-            tensors=tensors,
-            spans=find_audio_spans(tensors["input_ids"], self.audio_token_id),
-            audio_seconds=seconds,
-            audio_chunks=1,
+        batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "input_features": features}
+        return self.inputs_from(
+            batch, self.audio_token_id, seconds, 1,
             notes={"windows": n_chunks, "placeholder_tokens": per_chunk * n_chunks},
             content_audio_tokens=min(per_chunk * n_chunks, math.ceil(len(audio) / SAMPLES_PER_TOKEN)),
         )
