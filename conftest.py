@@ -50,6 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--compression-ratio", default="0.5", help="fraction of KV entries evicted; comma list sweeps")
     group.addoption("--press-scope", default="audio", help="audio (only audio entries scored/evicted) or all")
     group.addoption("--press-mode", default="query_agnostic", help="query_agnostic (kvpress protocol) or query_aware")
+    group.addoption("--trust-remote-code", action="store_true", default=False,
+                    help="allow models whose code comes from their hub repository (Aero-1, Baichuan-Omni, Kimi-Audio)")
 
 
 def pin_worker_gpu(environ: dict[str, str] | os._Environ = os.environ) -> str | None:
@@ -106,6 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
             compression_ratio=config.getoption("--compression-ratio"),
             press_scope=config.getoption("--press-scope"),
             press_mode=config.getoption("--press-mode"),
+            trust_remote_code=config.getoption("--trust-remote-code"),
         )
         check_prune_layer(options)
     except ConfigError as err:
@@ -121,7 +124,10 @@ def check_prune_layer(options: RunOptions) -> None:
     from marathon_lib.paths import cache_root
 
     for name in options.models:
-        layers = text_layer_count(resolve_model(name), cache_root() / "models")
+        entry = resolve_model(name)
+        if entry.access != "local":
+            continue  # no pruner runs on API/remote-code models: their pruned cases are skipped with the reason
+        layers = text_layer_count(entry, cache_root() / "models")
         if options.prune_layer >= layers:
             raise ConfigError(
                 f"--prune-layer {options.prune_layer}: {name} has {layers} decoder layers, so K must be in [1, {layers - 1}]"

@@ -57,6 +57,7 @@ class RunOptions:
     compression_ratios: list[float] = field(default_factory=lambda: [0.5])
     press_scope: str = "audio"
     press_mode: str = "query_agnostic"
+    trust_remote_code: bool = False  # hub remote code may run (Aero-1, Baichuan-Omni, Kimi-Audio)
 
     def as_manifest(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -101,12 +102,15 @@ def build_options(
     compression_ratio: str = "0.5",
     press_scope: str = "audio",
     press_mode: str = "query_agnostic",
+    trust_remote_code: bool = False,
 ) -> RunOptions:
     model_names = split_list(models)
     if not model_names:
         raise ConfigError(f"--models: give at least one of {', '.join(MODELS.names())} or a checkpoint directory")
     for name in model_names:
-        resolve_model(name)
+        refusal = resolve_model(name).load_refusal(trust_remote_code)
+        if refusal is not None:
+            raise ConfigError(f"--models: {refusal}")
     task_names = split_list(tasks) or TASKS.names()
     for name in task_names:
         TASKS.get(name)
@@ -147,5 +151,5 @@ def build_options(
         device=device, dtype=dtype, attn_implementation=attn_implementation, seed=seed,
         synthetic_seconds=synthetic_seconds, synthetic_samples=synthetic_samples, shard=parse_shard(shard),
         presses=press_names, compression_ratios=parse_ratios(compression_ratio, "--compression-ratio"),
-        press_scope=press_scope, press_mode=press_mode,
+        press_scope=press_scope, press_mode=press_mode, trust_remote_code=trust_remote_code,
     )

@@ -16,7 +16,7 @@ import torch
 from .audio import file_sha1, load_audio
 from .errors import DataError
 from .metrics import case_metrics
-from .models.base import AudioLM, Generation, ModelInputs, span_positions
+from .models.base import BenchModel, Generation, ModelInputs, span_positions
 from .pruning import PruneHook
 from .pruning.selectors import kept_count
 from .results import SCHEMA_VERSION, ResultsDir, SampleLog, now_iso, read_records, rewrite_records
@@ -110,7 +110,7 @@ class CaseRunner:
         self,
         case: CaseSpec,
         spec: TaskSpec,
-        model: AudioLM,
+        model: BenchModel,
         results: ResultsDir,
         progress: Callable[[str], None] | None = None,
         hook: PruneHook | None = None,
@@ -147,7 +147,7 @@ class CaseRunner:
             log.close()
         rewrite_records(path, records)  # exactly one record per sample, in sample order
         case = build_case(self.case, self.spec, records, warmup_ms) | {
-            "model_layers": len(self.model.text_stack().layers),
+            "model_layers": self.model.layer_count(),
             "n_resumed": sum(r is done.get(r["key"]) for r in records),
             "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
         }
@@ -200,7 +200,8 @@ class CaseRunner:
                 generation, _ = self.generate(inputs, sample, WARMUP_TOKENS)
             except Exception:  # the same failure is recorded per sample (error_kind "model") and fails the case
                 return None
-            return round(generation.timing.prefill_ms + generation.timing.decode_ms, 3)
+            latency = generation.timing.latency_ms
+            return None if latency is None else round(latency, 3)
         return None
 
     def run_sample(self, sample: Sample) -> dict[str, Any]:
@@ -235,6 +236,8 @@ class CaseRunner:
             "audio_chunks": inputs.audio_chunks,
             "new": generation.timing.new_tokens,
         }
+        if generation.api is not None:
+            record["api"] = generation.api
         if generation.prompt_cache_len is not None:
             from .kv.presses import kv_cache_stats
 
@@ -304,9 +307,8 @@ def build_case(
             "prefill_ms": _mean(r["timing"]["prefill_ms"] for r in timed),
             "prefill_ms_median": _median(r["timing"]["prefill_ms"] for r in timed),
             "decode_ms": _mean(r["timing"]["decode_ms"] for r in timed),
-            "decode_tokens_per_s": _mean(
-                r["timing"]["decode_tokens_per_s"] for r in timed if r["timing"]["decode_tokens_per_s"] is not None
-            ),
+            "decode_tokens_per_s": _mean(r["timing"]["decode_tokens_per_s"] for r in timed),
+            "latency_ms": _mean(_latency(r["timing"]) for r in timed),
             "audio_seconds": _mean(r["audio_seconds"] for r in timed),
             "n_timed": len(timed),
             "warmup_ms": warmup_ms,
@@ -323,13 +325,23 @@ def build_case(
 
 
 def _mean(values: Any) -> float | None:
-    values = list(values)
+    """Mean of the measured values; None marks a quantity the model could not measure (API prefill)."""
+    values = [v for v in values if v is not None]
     return round(statistics.fmean(values), 3) if values else None
 
 
 def _median(values: Any) -> float | None:
-    values = list(values)
+    values = [v for v in values if v is not None]
     return round(statistics.median(values), 3) if values else None
+
+
+def _latency(timing: Mapping[str, Any]) -> float | None:
+    """End-to-end ms; records written before latency_ms existed carry prefill + decode."""
+    if timing.get("latency_ms") is not None:
+        return timing["latency_ms"]
+    if timing["prefill_ms"] is None or timing["decode_ms"] is None:
+        return None
+    return timing["prefill_ms"] + timing["decode_ms"]
 
 
 def _brief(record: Mapping[str, Any]) -> str:
@@ -337,4 +349,6 @@ def _brief(record: Mapping[str, Any]) -> str:
         return f"ERROR {record['error']}"
     timing = record["timing"]
     verdict = "" if record["correct"] is None else (" correct" if record["correct"] else " wrong")
-    return f"{record['status']}{verdict} prefill {timing['prefill_ms']:.0f} ms, {timing['new_tokens']} tokens"
+    took = (f"prefill {timing['prefill_ms']:.0f} ms" if timing["prefill_ms"] is not None
+            else f"latency {_latency(timing):.0f} ms")
+    return f"{record['status']}{verdict} {took}, {timing['new_tokens']} tokens"

@@ -53,19 +53,39 @@ class FirstTokenMark(BaseStreamer):
 
 @dataclass(frozen=True)
 class Timing:
-    prefill_ms: float
-    decode_ms: float
-    new_tokens: int
+    """prefill/decode where the adapter drives decoding itself; an API model measures only the end-to-end
+    latency of its request, so its prefill/decode stay None rather than a made-up split."""
+
+    prefill_ms: float | None
+    decode_ms: float | None
+    new_tokens: int | None
+    latency_ms: float | None = None  # end to end; prefill + decode when both are measured
+
+    def __post_init__(self) -> None:
+        if self.latency_ms is None and self.prefill_ms is not None and self.decode_ms is not None:
+            object.__setattr__(self, "latency_ms", self.prefill_ms + self.decode_ms)
+
+    @classmethod
+    def end_to_end(cls, latency_ms: float, new_tokens: int | None) -> Timing:
+        """Only the whole request was timed (API models): no prefill/decode split."""
+        return cls(None, None, new_tokens, latency_ms)
 
     @property
     def decode_tokens_per_s(self) -> float | None:
+        if self.decode_ms is None or self.new_tokens is None:
+            return None
         decoded = self.new_tokens - 1  # the first token belongs to the prefill
         return round(decoded / (self.decode_ms / 1000.0), 3) if decoded > 0 and self.decode_ms > 0 else None
 
     def as_dict(self) -> dict:
         return {
-            "prefill_ms": round(self.prefill_ms, 3),
-            "decode_ms": round(self.decode_ms, 3),
+            "prefill_ms": _round(self.prefill_ms),
+            "decode_ms": _round(self.decode_ms),
             "decode_tokens_per_s": self.decode_tokens_per_s,
             "new_tokens": self.new_tokens,
+            "latency_ms": _round(self.latency_ms),
         }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -1,9 +1,13 @@
 """Model registry: registered names -> (family adapter, checkpoint). Three kinds of checkpoint:
-`tiny-<family>` (built locally, random weights), a hub id, or a local checkpoint directory."""
+`tiny-<family>` (built locally, random weights), a hub id, or a local checkpoint directory. Two opt-in kinds
+of model beside them: hub remote code (`--trust-remote-code`) and API models (`api:<model>`, key from the
+environment); both run base cases only."""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,14 +15,16 @@ import torch
 
 from ..errors import ConfigError
 from ..registry import Registry
-from .base import AudioLM, AudioSpan, Generation, ModelInputs, find_audio_spans
+from .api import API_FAMILIES, missing_key, sdk_missing
 from .audio_flamingo3 import AudioFlamingo3
+from .base import AudioLM, AudioSpan, BenchModel, Generation, ModelInputs, find_audio_spans
 from .gemma3n import Gemma3n
 from .granite_speech import GraniteSpeech
 from .phi4_multimodal import Phi4Multimodal
 from .qwen2_audio import Qwen2Audio
 from .qwen3_omni import Qwen3OmniThinker
 from .qwen_omni import QwenOmniThinker
+from .remote import REMOTE_FAMILIES
 from .shape import SHAPE_SPECS, ShapeSpec, ensure_shape_checkpoint, meta_parameter_count
 from .tiny import ensure_tiny_checkpoint
 from .voxtral import Voxtral
@@ -49,10 +55,35 @@ class ModelEntry:
     family: str
     checkpoint: str | None  # hub id or directory; None = build the tiny checkpoint
     shape: ShapeSpec | None = None  # "shape:<hub id>": the real config, random weights
+    access: str = "local"  # "local", "remote_code" (hub code: --trust-remote-code) or "api" (checkpoint = API model)
 
     @property
     def is_tiny(self) -> bool:
         return self.checkpoint is None and self.shape is None
+
+    def load_refusal(self, trust_remote_code: bool, environ: Mapping[str, str] = os.environ) -> str | None:
+        """Why this model may not be loaded in this run (checked before any data is built), or None."""
+        if self.access == "remote_code" and not trust_remote_code:
+            return (f"{self.name} runs Python code from its hub repository ({self.checkpoint}); "
+                    "pass --trust-remote-code to allow it")
+        if self.access == "api":
+            family = API_FAMILIES[self.family]
+            if sdk_missing(family.sdk_module):
+                return f"{self.name} needs the {family.sdk_module} SDK: pip install -e '.[api]'"
+            return missing_key(environ, family.key_env, self.name)
+        return None
+
+    def method_refusal(self, pruner: str, press: str | None) -> str | None:
+        """Why a pruner/press cannot run on this model (the case is skipped, never run as a silent baseline)."""
+        if pruner == "base" and press is None:
+            return None
+        if self.access == "api":
+            return (f"{self.name} is an API model: no pruning hook or KV press can reach inside it "
+                    "(supported methods: base only)")
+        if self.access == "remote_code":
+            return (f"hook cannot attach to remote code ({self.checkpoint}): no pruner or press is validated on "
+                    "its classes (supported methods: base only)")
+        return None
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
@@ -77,6 +108,17 @@ for _entry in (
     ModelEntry("tiny-gemma-3n", "gemma-3n", None),
     ModelEntry("google/gemma-3n-E2B-it", "gemma-3n", "google/gemma-3n-E2B-it"),
     ModelEntry("google/gemma-3n-E4B-it", "gemma-3n", "google/gemma-3n-E4B-it"),
+    # opt-in: hub remote code, refused unless --trust-remote-code
+    ModelEntry("lmms-lab/Aero-1-Audio-1.5B", "aero-1", "lmms-lab/Aero-1-Audio-1.5B", access="remote_code"),
+    ModelEntry("baichuan-inc/Baichuan-Omni-1d5", "baichuan-omni-1.5", "baichuan-inc/Baichuan-Omni-1d5",
+               access="remote_code"),
+    ModelEntry("moonshotai/Kimi-Audio-7B-Instruct", "kimi-audio", "moonshotai/Kimi-Audio-7B-Instruct",
+               access="remote_code"),
+    # opt-in: API models, key from the environment
+    ModelEntry("api:gpt-4o-audio-preview", "openai-audio", "gpt-4o-audio-preview", access="api"),
+    ModelEntry("api:gemini-2.0-flash", "gemini", "gemini-2.0-flash", access="api"),
+    ModelEntry("api:gemini-2.5-flash", "gemini", "gemini-2.5-flash", access="api"),
+    ModelEntry("api:gemini-2.5-flash-lite", "gemini", "gemini-2.5-flash-lite", access="api"),
 ):
     MODELS.register(_entry.name, _entry)
 for _shape in SHAPE_SPECS:
@@ -117,14 +159,20 @@ def text_layer_count(entry: ModelEntry, cache_root: Path) -> int:
     return FAMILIES.get(entry.family).text_layer_count(config)
 
 
-def load_model(entry: ModelEntry, *, cache_root: Path, device: str, dtype: str, attn_implementation: str) -> AudioLM:
+def load_model(entry: ModelEntry, *, cache_root: Path, device: str, dtype: str, attn_implementation: str,
+               trust_remote_code: bool = False) -> BenchModel:
+    refusal = entry.load_refusal(trust_remote_code)
+    if refusal is not None:
+        raise ConfigError(refusal)
+    if entry.access == "api":
+        return API_FAMILIES[entry.family](entry.name, entry.checkpoint)
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # one weight-loading bar per case would drown the per-sample progress
-    family = FAMILIES.get(entry.family)
+    family = REMOTE_FAMILIES[entry.family] if entry.access == "remote_code" else FAMILIES.get(entry.family)
     return family(entry.name, checkpoint_of(entry, cache_root), device, DTYPES[dtype], attn_implementation)
 
 
-__all__ = ["FAMILIES", "MODELS", "AudioLM", "AudioSpan", "Generation", "ModelEntry", "ModelInputs",
+__all__ = ["FAMILIES", "MODELS", "AudioLM", "AudioSpan", "BenchModel", "Generation", "ModelEntry", "ModelInputs",
            "checkpoint_of", "find_audio_spans", "load_model", "meta_parameter_count", "resolve_model",
            "text_layer_count"]

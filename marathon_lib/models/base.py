@@ -80,6 +80,7 @@ class Generation:
     timing: Timing
     cache: Any = None  # the KV cache, when the adapter drove decoding itself
     prompt_cache_len: list[int] | None = None  # entries per layer right after the prompt
+    api: dict[str, Any] | None = None  # what an API reported (model version, token usage, attempts); no secrets
 
 
 def split_audio(samples: np.ndarray, sampling_rate: int, max_seconds: float | None) -> list[np.ndarray]:
@@ -122,10 +123,38 @@ class InputsCache:
         return value, False
 
 
-class AudioLM(ABC):
-    """One adapter per model family. Subclasses load the model/processor and build inputs."""
+class BenchModel(ABC):
+    """What CaseRunner needs from a model: prepared inputs per sample and a timed generation. AudioLM (a local
+    torch model) and the request/response adapters (API models, models.api) both implement it."""
 
     family: str
+    name: str
+    revision: str  # what resume keys on
+    device: torch.device
+    dtype: Any
+    attn_implementation: str | None
+    inputs_cache: InputsCache
+
+    @property
+    @abstractmethod
+    def sampling_rate(self) -> int: ...
+
+    @abstractmethod
+    def prepare(self, audio: np.ndarray, prompt: str, system: str | None = None) -> Any:
+        """Inputs for one audio + prompt (ModelInputs for local models)."""
+
+    @abstractmethod
+    def generate(self, inputs: Any, max_new_tokens: int) -> Generation:
+        """Greedy generation, timed."""
+
+    def layer_count(self) -> int | None:
+        """Decoder layers (the report's ideal prefill fraction); None where the model exposes none."""
+        return None
+
+
+class AudioLM(BenchModel):
+    """One adapter per model family. Subclasses load the model/processor and build inputs."""
+
     default_system_prompt: str | None = None
 
     def __init__(self, name: str, checkpoint: str, device: str, dtype: torch.dtype, attn_implementation: str) -> None:
@@ -161,6 +190,9 @@ class AudioLM(ABC):
     def text_stack(self) -> TextStack:
         """The language model's decoder layers and final norm, where pruning hooks attach."""
         return find_text_stack(self.model)
+
+    def layer_count(self) -> int | None:
+        return len(self.text_stack().layers)
 
     @staticmethod
     def text_layer_count(config: Any) -> int:
