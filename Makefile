@@ -52,12 +52,14 @@ $(KV_STAMP):
 	rm -f $(KV_VENV)/.installed-*
 	touch $@
 
-# kvpress + transformers 5.2: the press tests, the 5.2 pruning paths and a press sweep through the matrix.
+# kvpress + transformers 5.2: the press tests, the 5.2 pruning paths and a press sweep through the matrix
+# (an mRoPE thinker, a wrapped *ForCausalLM, and Phi-4, whose snapkv cases are refused with the reason).
 test-kv: $(KV_STAMP)
 	$(KV_VENV)/bin/python -m pytest $(KV_TESTS) $(TEST_ARGS) || { $(PYTEST_NO_TESTS); }
 	$(KV_VENV)/bin/python -m pytest tests_bench/test_cases.py -q --tasks HAD,LibriSpeech --pruners base,dart \
 		--prune-ratio 0.5 --presses knorm,snapkv --compression-ratio 0.5 --synthetic-seconds 8 \
-		--synthetic-samples 1 --results-dir results/test-kv
+		--synthetic-samples 1 --models tiny-qwen2.5-omni,tiny-qwen2-audio,tiny-phi-4-multimodal \
+		--results-dir results/test-kv
 
 report: $(STAMP)
 	$(BIN)/marathon report $(RESULTS)

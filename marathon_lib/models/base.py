@@ -266,9 +266,22 @@ class AudioLM(BenchModel):
         return Generation(text=text.strip(), new_token_ids=new_ids, timing=timing, **extra)
 
     def continuation_positions(self, start: int, length: int) -> torch.Tensor:
-        """Position ids of prompt tokens [start, start + length) fed after a (compressed) cache; mRoPE
-        families override this with their own offsets."""
-        return torch.arange(start, start + length, device=self.device)[None]
+        """Position ids of prompt tokens [start, start + length) fed after a (compressed) cache: their original
+        indices. mRoPE families (the Qwen-Omni thinkers) continue text at index + the rope delta their context
+        prefill stored, on all three axes, as their own forward does when it derives positions itself."""
+        positions = torch.arange(start, start + length, device=self.device)[None]
+        if self.text_stack().mrope_section is None:
+            return positions
+        return (positions + self.rope_deltas())[None].expand(3, -1, -1)
+
+    def rope_deltas(self) -> torch.Tensor | int:
+        """The mRoPE offset of text after the audio, stored by the last prefill: on the thinker itself in
+        transformers 5.2, on its inner model in later versions; 0 before any prefill."""
+        for module in (self.model, getattr(self.model, "model", None)):
+            delta = getattr(module, "rope_deltas", None)
+            if delta is not None:
+                return delta
+        return 0
 
     def stop_token_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id

@@ -68,12 +68,6 @@ class QwenOmniThinker(AudioLM):
         thinker = getattr(config, "thinker_config", config)
         return int(thinker.text_config.num_hidden_layers)
 
-    def continuation_positions(self, start: int, length: int) -> torch.Tensor:
-        """Text after the context continues at original index + the rope delta the context prefill set."""
-        delta = self.model.rope_deltas if self.model.rope_deltas is not None else 0
-        positions = torch.arange(start, start + length, device=self.device)[None] + delta
-        return positions[None].expand(3, -1, -1)
-
     @property
     def sampling_rate(self) -> int:
         return int(self.processor.feature_extractor.sampling_rate)
