@@ -50,6 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--compression-ratio", default="0.5", help="fraction of KV entries evicted; comma list sweeps")
     group.addoption("--press-scope", default="audio", help="audio (only audio entries scored/evicted) or all")
     group.addoption("--press-mode", default="query_agnostic", help="query_agnostic (kvpress protocol) or query_aware")
+    group.addoption("--decode", default="eager",
+                    help="eager (HF generate), static (static per-layer KV cache) or compiled (that cache, "
+                         "torch.compile'd step; compiles once per cache bucket, reported as compile_ms)")
     group.addoption("--trust-remote-code", action="store_true", default=False,
                     help="allow models whose code comes from their hub repository (Aero-1, Baichuan-Omni, Kimi-Audio)")
 
@@ -109,6 +112,7 @@ def pytest_configure(config: pytest.Config) -> None:
             press_scope=config.getoption("--press-scope"),
             press_mode=config.getoption("--press-mode"),
             trust_remote_code=config.getoption("--trust-remote-code"),
+            decode=config.getoption("--decode"),
         )
         check_prune_layer(options)
     except ConfigError as err:

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .models import DTYPES, MODELS, resolve_model
 from .kv import MODES, PRESSES, SCOPES
+from .models import DTYPES, MODELS, resolve_model
+from .models.decode import DECODE_MODES
 from .pruning import METHODS
 from .tasks import TASKS
 
@@ -57,6 +58,7 @@ class RunOptions:
     compression_ratios: list[float] = field(default_factory=lambda: [0.5])
     press_scope: str = "audio"
     press_mode: str = "query_agnostic"
+    decode: str = "eager"  # eager | static | compiled (models.decode)
     trust_remote_code: bool = False  # hub remote code may run (Aero-1, Baichuan-Omni, Kimi-Audio)
 
     def as_manifest(self) -> dict[str, Any]:
@@ -103,6 +105,7 @@ def build_options(
     press_scope: str = "audio",
     press_mode: str = "query_agnostic",
     trust_remote_code: bool = False,
+    decode: str = "eager",
 ) -> RunOptions:
     model_names = split_list(models)
     if not model_names:
@@ -118,6 +121,8 @@ def build_options(
     for name in pruner_names:
         if name not in METHODS:
             raise ConfigError(f"--pruners: unknown pruner {name!r}; known: {', '.join(METHODS)}")
+    if decode not in DECODE_MODES:
+        raise ConfigError(f"--decode: {decode!r} is not one of {', '.join(DECODE_MODES)}")
     if prune_layer < 1:
         raise ConfigError(f"--prune-layer: {prune_layer} must be >= 1 (layer 0 would change the cache bookkeeping)")
     if sample_limit < 0:
@@ -151,5 +156,5 @@ def build_options(
         device=device, dtype=dtype, attn_implementation=attn_implementation, seed=seed,
         synthetic_seconds=synthetic_seconds, synthetic_samples=synthetic_samples, shard=parse_shard(shard),
         presses=press_names, compression_ratios=parse_ratios(compression_ratio, "--compression-ratio"),
-        press_scope=press_scope, press_mode=press_mode, trust_remote_code=trust_remote_code,
+        press_scope=press_scope, press_mode=press_mode, trust_remote_code=trust_remote_code, decode=decode,
     )

@@ -148,6 +148,9 @@ class CaseRunner:
         rewrite_records(path, records)  # exactly one record per sample, in sample order
         case = build_case(self.case, self.spec, records, warmup_ms) | {
             "model_layers": self.model.layer_count(),
+            "decode_mode": self.decode_mode(),
+            # static decode compiles once per cache bucket, outside every record's decode_ms
+            "compile_ms": round(sum((r.get("timing") or {}).get("compile_ms") or 0.0 for r in records), 3),
             "n_resumed": sum(r is done.get(r["key"]) for r in records),
             "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
         }
@@ -170,7 +173,15 @@ class CaseRunner:
             "generation": [self.spec.max_new_tokens, str(self.model.dtype), self.model.attn_implementation,
                            str(self.model.device.type)],
         }
+        if self.decode_mode() not in ("eager", None):  # eager keys stay those of runs before decode modes existed
+            identity["decode"] = self.decode_mode()
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+    def decode_mode(self) -> str | None:
+        """How new tokens are decoded: the model's mode (models.decode); press cases always run their own
+        eager loop over the compressed cache; None for API models."""
+        mode = getattr(self.model, "decode_mode", None)
+        return "eager" if self.press is not None and mode is not None else mode
 
     def audio_digest(self, sample: Sample) -> str | None:
         if sample.error or not sample.audio_path.is_file():
@@ -236,6 +247,7 @@ class CaseRunner:
             "audio_chunks": inputs.audio_chunks,
             "new": generation.timing.new_tokens,
         }
+        record["decode_mode"] = self.decode_mode()
         if generation.api is not None:
             record["api"] = generation.api
         if generation.prompt_cache_len is not None:

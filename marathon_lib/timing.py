@@ -60,6 +60,7 @@ class Timing:
     decode_ms: float | None
     new_tokens: int | None
     latency_ms: float | None = None  # end to end; prefill + decode when both are measured
+    compile_ms: float | None = None  # static decode: first use of a cache bucket compiles; excluded from decode_ms
 
     def __post_init__(self) -> None:
         if self.latency_ms is None and self.prefill_ms is not None and self.decode_ms is not None:
@@ -84,6 +85,7 @@ class Timing:
             "decode_tokens_per_s": self.decode_tokens_per_s,
             "new_tokens": self.new_tokens,
             "latency_ms": _round(self.latency_ms),
+            "compile_ms": _round(self.compile_ms),
         }
 
 

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -169,6 +170,8 @@ class AudioLM(BenchModel):
         self.revision = getattr(self.model.config, "_commit_hash", None) or checkpoint
         self.clock = Clock(self.device)
         self.inputs_cache = InputsCache()
+        self.decode_mode = "eager"
+        self.decoder: Any = None  # models.decode.StaticDecoder for decode modes "static" / "compiled"
 
     # --- family specifics -------------------------------------------------------------------
     @abstractmethod
@@ -193,6 +196,11 @@ class AudioLM(BenchModel):
 
     def layer_count(self) -> int | None:
         return len(self.text_stack().layers)
+
+    @cached_property
+    def mrope_section(self) -> list[int] | None:
+        """The text model's mRoPE split (None for 1-D RoPE); read once, positions are built every token."""
+        return self.text_stack().mrope_section
 
     @staticmethod
     def text_layer_count(config: Any) -> int:
@@ -237,9 +245,23 @@ class AudioLM(BenchModel):
         return ModelInputs(tensors=tensors, spans=spans, audio_seconds=audio_seconds, audio_chunks=audio_chunks,
                            **extra)
 
+    def set_decode_mode(self, mode: str) -> None:
+        """eager: HF `generate`; static: a static per-layer KV cache; compiled: that cache with a compiled step.
+        Raises ValueError with the reason where this model cannot use the static cache."""
+        from .decode import DECODE_MODES, StaticDecoder
+
+        if mode not in DECODE_MODES:
+            raise ValueError(f"decode mode {mode!r} is not one of {', '.join(DECODE_MODES)}")
+        if self.decoder is not None:
+            self.decoder.close()
+        self.decoder = None if mode == "eager" else StaticDecoder(self, compiled=mode == "compiled")
+        self.decode_mode = mode
+
     @torch.inference_mode()
     def generate(self, inputs: ModelInputs, max_new_tokens: int) -> Generation:
         """Greedy decoding (sampling off), timed as prefill (first token) + decode (the rest)."""
+        if self.decoder is not None:
+            return self.decoder.generate(inputs, max_new_tokens)
         marker = FirstTokenMark(self.clock)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         start = self.clock.mark()
@@ -270,7 +292,7 @@ class AudioLM(BenchModel):
         indices. mRoPE families (the Qwen-Omni thinkers) continue text at index + the rope delta their context
         prefill stored, on all three axes, as their own forward does when it derives positions itself."""
         positions = torch.arange(start, start + length, device=self.device)[None]
-        if self.text_stack().mrope_section is None:
+        if self.mrope_section is None:
             return positions
         return (positions + self.rope_deltas())[None].expand(3, -1, -1)
 

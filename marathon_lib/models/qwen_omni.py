@@ -50,9 +50,7 @@ class QwenOmniThinker(AudioLM):
         from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalGeneration, WhisperFeatureExtractor
 
         # The thinker loads directly from a full Omni checkpoint; talker/token2wav weights are skipped.
-        model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
-            self.checkpoint, dtype=self.dtype, attn_implementation=self.attn_implementation
-        ).to(self.device)
+        model = self.from_pretrained(Qwen2_5OmniThinkerForConditionalGeneration)
         processor = load_processor(
             Qwen2_5OmniProcessor,
             self.checkpoint,

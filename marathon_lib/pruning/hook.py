@@ -19,7 +19,7 @@ Batch size 1 only: the benchmark runs one sample at a time, so the keep set is o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +62,7 @@ class TextStack:
     max_prune_layer: int | None = None
     max_prune_length: int | None = None
     limit_reason: str = ""
+    module: nn.Module | None = None  # the text model holding `layers` (what the static decode step calls)
 
 
 def _seq_view(hidden: torch.Tensor) -> torch.Tensor:
@@ -112,8 +113,58 @@ def find_text_stack(model: nn.Module) -> TextStack:
             config = getattr(module, "config", None)
             rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
             section = rope.get("mrope_section") if isinstance(rope, dict) else None
-            return TextStack(layers, module.norm, list(section) if section else None)
+            return TextStack(layers, module.norm, list(section) if section else None, module=module)
     raise ValueError(f"{type(model).__name__}: no decoder stack (module with embed_tokens, layers, norm) found")
+
+
+def owns_decode_masks(kwargs: dict) -> bool:
+    """A decoder-layer call over the static decode cache (models.decode.CompactCache), which builds each layer's
+    mask from that layer's own filled length, pruned or not."""
+    return any(getattr(value, "owns_decode_masks", False) for value in kwargs.values())
+
+
+class LayerHooks:
+    """The one forward pre-hook of a decoder layer, installed on first use and never removed. Pruning callbacks
+    come and go with each case; a compiled decode step guards on every layer's hook count, so they live in a
+    list here instead of on the module. Static decode steps only run `decode_mask` (no pruning state is read)."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[nn.Module, tuple, dict], tuple[tuple, dict] | None]] = []
+        self.decode_mask: Callable[[nn.Module, tuple, dict], tuple[tuple, dict]] | None = None
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if owns_decode_masks(kwargs):
+            return None if self.decode_mask is None else self.decode_mask(module, args, kwargs)
+        changed = False
+        for callback in list(self.callbacks):
+            result = callback(module, args, kwargs)
+            if result is not None:
+                (args, kwargs), changed = result, True
+        return (args, kwargs) if changed else None
+
+    def add(self, callback: Callable) -> _Removal:
+        self.callbacks.append(callback)
+        return _Removal(self.callbacks, callback)
+
+
+@dataclass
+class _Removal:
+    callbacks: list
+    callback: Callable
+
+    def remove(self) -> None:
+        if self.callback in self.callbacks:
+            self.callbacks.remove(self.callback)
+
+
+def layer_hooks(layer: nn.Module) -> LayerHooks:
+    """The layer's LayerHooks, installed once."""
+    hooks = layer.__dict__.get("_marathon_hooks")
+    if hooks is None:
+        hooks = LayerHooks()
+        layer.register_forward_pre_hook(hooks, with_kwargs=True)
+        layer.__dict__["_marathon_hooks"] = hooks
+    return hooks
 
 
 class PruneHook:
@@ -139,17 +190,13 @@ class PruneHook:
         self.last_kept_audio: torch.Tensor | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
-    def install(self) -> "PruneHook":
+    def install(self) -> PruneHook:
         if self.handles:
             raise RuntimeError("prune hook installed twice")
         if getattr(self.pruner, "needs_attention", False):
-            self.handles.append(
-                self.stack.layers[self.layer - 1].register_forward_pre_hook(self._capture_previous, with_kwargs=True)
-            )
+            self.handles.append(layer_hooks(self.stack.layers[self.layer - 1]).add(self._capture_previous))
         for index in range(self.layer, len(self.stack.layers)):
-            self.handles.append(
-                self.stack.layers[index].register_forward_pre_hook(self._make_hook(index), with_kwargs=True)
-            )
+            self.handles.append(layer_hooks(self.stack.layers[index]).add(self._make_hook(index)))
         return self
 
     def remove(self) -> None:
@@ -157,7 +204,7 @@ class PruneHook:
             handle.remove()
         self.handles.clear()
 
-    def __enter__(self) -> "PruneHook":
+    def __enter__(self) -> PruneHook:
         return self.install()
 
     def __exit__(self, *exc: object) -> None:
@@ -169,7 +216,7 @@ class PruneHook:
         audio_positions: torch.Tensor,
         generator: torch.Generator | None = None,
         forced_audio_keep: torch.Tensor | None = None,
-    ) -> Iterator["PruneHook"]:
+    ) -> Iterator[PruneHook]:
         """Prune this call's audio positions; `forced_audio_keep` replays a previous selection (tests)."""
         if audio_positions.numel() == 0:
             raise ValueError("the prompt has no audio tokens: nothing to prune")
