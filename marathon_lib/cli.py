@@ -164,6 +164,32 @@ def _efficiency(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}")
 
 
+def _decode_bench(args: argparse.Namespace) -> None:
+    import torch
+
+    from .decode_bench import format_decode_table, run_decode_bench
+    from .efficiency import save
+
+    gpu = torch.cuda.is_available() and not args.cpu
+    if not gpu:  # compiled CPU kernels spin on OpenMP threads: any other load on the cores swamps the figures
+        torch.set_num_threads(args.threads)
+    result = run_decode_bench(
+        model=args.model or ("shape:Qwen/Qwen2.5-Omni-7B" if gpu else "tiny-qwen2.5-omni"),
+        device="cuda" if gpu else "cpu",
+        dtype=args.dtype or ("bfloat16" if gpu else "float32"),
+        prompt_tokens=args.prompt_tokens or (7500 if gpu else 2000),
+        new_tokens=args.new_tokens,
+        modes=tuple(args.modes.split(",")),
+        prune_ratios=tuple(float(r) for r in args.prune_ratios.split(",")),
+        layer=args.layer,
+        repeats=args.repeats,
+    )
+    print(format_decode_table(result))
+    if args.out:
+        save(result, args.out)
+        print(f"wrote {args.out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="marathon", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -250,6 +276,20 @@ def main(argv: list[str] | None = None) -> int:
     efficiency.add_argument("--repeats", type=int, default=5)
     efficiency.add_argument("--out", help="also write the table as JSON here")
     efficiency.set_defaults(func=_efficiency)
+
+    decode = sub.add_parser("decode-bench", help="ms per new token: eager generate vs static cache vs compiled step")
+    decode.add_argument("--model", help="default shape:Qwen/Qwen2.5-Omni-7B on GPU, tiny-qwen2.5-omni on CPU")
+    decode.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
+    decode.add_argument("--dtype", help="default bfloat16 on GPU, float32 on CPU")
+    decode.add_argument("--prompt-tokens", type=int, help="prompt length (default 7500 on GPU, 2000 on CPU)")
+    decode.add_argument("--new-tokens", type=int, default=64)
+    decode.add_argument("--modes", default="eager,static,compiled")
+    decode.add_argument("--prune-ratios", default="0,0.5", help="also decode over caches pruned at --layer")
+    decode.add_argument("--layer", type=int, default=2)
+    decode.add_argument("--repeats", type=int, default=3)
+    decode.add_argument("--threads", type=int, default=1, help="CPU threads (CPU runs only; default 1)")
+    decode.add_argument("--out", help="also write the table as JSON here")
+    decode.set_defaults(func=_decode_bench)
 
     args = parser.parse_args(argv)
     try:
