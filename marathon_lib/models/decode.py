@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +156,42 @@ class CompactCache(Cache):
             layer.fill(source.keys, source.values)
 
 
+GROUPED_ATTENTION = "marathon_grouped_decode"
+
+
+def grouped_decode_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                             attention_mask: torch.Tensor, scaling: float | None = None, dropout: float = 0.0,
+                             **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """One decode step's attention over a grouped-query cache, as eager attention computes it (scaled scores +
+    mask, fp32 softmax, weighted values) but without copying K/V for every query head: the query heads that
+    share a KV head become query rows of it. (Masked sdpa would repeat the whole bucket per layer and step.)"""
+    batch, heads, length, dim = query.shape
+    groups = key.shape[1]
+    if length != 1:
+        raise ValueError(f"grouped decode attention takes one new token, got {length}")
+    rows = query.reshape(batch, groups, heads // groups, dim)
+    scores = torch.matmul(rows, key.transpose(-1, -2)) * (dim ** -0.5 if scaling is None else scaling)
+    weights = (scores + attention_mask).softmax(dim=-1, dtype=torch.float32).to(value.dtype)
+    out = torch.matmul(weights, value)  # (batch, groups, heads // groups, dim)
+    return out.reshape(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
+
+
+@contextmanager
+def attention_implementation(configs: list[Any], name: str) -> Iterator[None]:
+    """Decode steps use the grouped attention; the prefill keeps the model's own implementation."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(name, grouped_decode_attention)
+    before = [config._attn_implementation for config in configs]
+    for config in configs:
+        config._attn_implementation = name
+    try:
+        yield
+    finally:
+        for config, value in zip(configs, before):
+            config._attn_implementation = value
+
+
 def _compiled_graphs() -> int:
     from torch._dynamo.utils import counters
 
@@ -177,11 +214,18 @@ class StaticDecoder:
         self.stack = lm.text_stack()
         self.text_model = self.stack.module
         self.lm_head = lm.model.get_output_embeddings()
+        # A Granite causal LM divides its logits by config.logits_scaling after lm_head (the 5.2 speech model runs one;
+        # 5.2x's speech model has its own unscaled head): follow whichever module owns the head.
+        owner = next(m for m in lm.model.modules() if getattr(m, "lm_head", None) is self.lm_head)
+        self.logits_scaling = float(getattr(owner.config, "logits_scaling", 1.0))
         params = inspect.signature(self.text_model.forward).parameters
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.pass_cache_position = "cache_position" in params  # transformers 5.2 derives it from the cache otherwise
         self.prefill_cache_arg = "cache" if "cache" in inspect.signature(lm.model.forward).parameters else (
             "past_key_values")
+        # every config object the decoder layers read their attention implementation from
+        self.attn_configs = list({id(layer.self_attn.config): layer.self_attn.config
+                                  for layer in self.stack.layers}.values())
         self.caches: dict[int, CompactCache] = {}
         self.warm: set[int] = set()  # buckets whose step is compiled
         self.cache: CompactCache | None = None
@@ -222,7 +266,7 @@ class StaticDecoder:
         placeholder = self.cache.layers[0].visible(self.cache.layers[0].keys.dtype)
         hidden = self.text_model(input_ids=token, position_ids=position_ids, attention_mask=placeholder,
                                  use_cache=True, **kwargs).last_hidden_state
-        return self.lm_head(hidden[:, -1]).float()
+        return self.lm_head(hidden[:, -1]).float() / self.logits_scaling
 
     def scores(self, logits: torch.Tensor, sequence: list[int]) -> torch.Tensor:
         """The next-token scores greedy search takes the argmax of (what `generate` reports as `scores`)."""
@@ -271,21 +315,22 @@ class StaticDecoder:
         compile_ms = None
         prompt_cache_len = [int(layer.keys.shape[-2]) for layer in prefill_cache.layers]
         if max_new_tokens > 1 and new_ids[-1] not in stops:
-            size = self._bind(prefill_cache, max(prompt_cache_len) + max_new_tokens)
-            del prefill_cache
-            if self.compiled and size not in self.warm:
-                before = clock.mark()
-                self._compile_bucket(size, token[:, None], lm.continuation_positions(prompt_len, 1))
-                compile_ms = clock.elapsed_ms(before, clock.mark())
-            graphs = _compiled_graphs()
-            while len(new_ids) < max_new_tokens and new_ids[-1] not in stops:
-                position = prompt_len + len(new_ids) - 1
-                logits = self.step(token[:, None], lm.continuation_positions(position, 1))
-                token = self.scores(logits, sequence + new_ids).argmax(-1)
-                new_ids.append(int(token))
-            if self.compiled and _compiled_graphs() != graphs:  # never expected: would put compilation in decode_ms
-                raise RuntimeError(f"the decode step recompiled inside the timed loop (bucket {size}); "
-                                   "run with TORCH_LOGS=recompiles to see which guard failed")
+            with attention_implementation(self.attn_configs, GROUPED_ATTENTION):
+                size = self._bind(prefill_cache, max(prompt_cache_len) + max_new_tokens)
+                del prefill_cache
+                if self.compiled and size not in self.warm:
+                    before = clock.mark()
+                    self._compile_bucket(size, token[:, None], lm.continuation_positions(prompt_len, 1))
+                    compile_ms = clock.elapsed_ms(before, clock.mark())
+                graphs = _compiled_graphs()
+                while len(new_ids) < max_new_tokens and new_ids[-1] not in stops:
+                    position = prompt_len + len(new_ids) - 1
+                    logits = self.step(token[:, None], lm.continuation_positions(position, 1))
+                    token = self.scores(logits, sequence + new_ids).argmax(-1)
+                    new_ids.append(int(token))
+                if self.compiled and _compiled_graphs() != graphs:  # never expected: would put compilation in decode_ms
+                    raise RuntimeError(f"the decode step recompiled inside the timed loop (bucket {size}); "
+                                       "run with TORCH_LOGS=recompiles to see which guard failed")
         end = clock.mark()
         decode_ms = clock.elapsed_ms(first, end) - (compile_ms or 0.0)  # compilation is reported, not timed
         timing = Timing(clock.elapsed_ms(start, first), decode_ms, len(new_ids), compile_ms=compile_ms)
