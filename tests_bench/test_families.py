@@ -35,6 +35,7 @@ from marathon_lib.models import FAMILIES, MODEL_TYPES, MODELS, AudioLM, checkpoi
 from marathon_lib.models.base import find_audio_spans, span_positions
 from marathon_lib.paths import cache_root
 from marathon_lib.pruning import PRUNERS, PruneHook
+from marathon_lib.pruning.hook import family_limit_refusal
 from marathon_lib.results import ResultsDir
 from marathon_lib.runner import CaseRunner, CaseSpec
 from marathon_lib.tasks import TASKS
@@ -434,6 +435,8 @@ def test_gemma3n_refuses_unsupported_pruning(models: dict[str, AudioLM]) -> None
     assert type(model).prune_layer_limit(model.model.config)[0] == 2
     with pytest.raises(ValueError, match=r"K must be in \[1, 2\].*reuse the KV cache"):
         PruneHook(stack, 3, PRUNERS.get("dart"), 0.5)
+    # the prune_hook fixture skips such a case with the same reason (family_limit_refusal)
+    assert "K must be in [1, 2]" in family_limit_refusal(stack, 3) and family_limit_refusal(stack, 2) is None
     inputs = model.prepare(clip(65.0), "Describe the audio.")  # 3 clips x 188 soft tokens: past the window
     assert inputs.n_input_tokens > 512 and inputs.audio_chunks == 3
     with PruneHook(stack, K, PRUNERS.get("dart"), 0.5) as hook:

@@ -167,6 +167,18 @@ def layer_hooks(layer: nn.Module) -> LayerHooks:
     return hooks
 
 
+def family_limit_refusal(stack: TextStack, layer: int) -> str | None:
+    """Why this model cannot prune at layer K (a family limit such as Gemma-3n's KV-shared layers), or None."""
+    if stack.max_prune_layer is None:
+        return None
+    if stack.max_prune_layer < 1:
+        return f"audio-token pruning is not supported by this model ({stack.limit_reason})"
+    if layer > stack.max_prune_layer:
+        return (f"prune layer {layer} is not supported by this model: K must be in [1, {stack.max_prune_layer}] "
+                f"({stack.limit_reason})")
+    return None
+
+
 class PruneHook:
     """Installs forward pre-hooks on layers K-1..N-1; `armed(...)` supplies the audio span per call."""
 
@@ -174,11 +186,9 @@ class PruneHook:
         n_layers = len(stack.layers)
         if not 1 <= layer < n_layers:
             raise ValueError(f"prune layer {layer} must be in [1, {n_layers - 1}] for a {n_layers}-layer model")
-        if stack.max_prune_layer is not None and stack.max_prune_layer < 1:
-            raise ValueError(f"audio-token pruning is not supported by this model ({stack.limit_reason})")
-        if stack.max_prune_layer is not None and layer > stack.max_prune_layer:
-            raise ValueError(f"prune layer {layer} is not supported by this model: K must be in "
-                             f"[1, {stack.max_prune_layer}] ({stack.limit_reason})")
+        refusal = family_limit_refusal(stack, layer)
+        if refusal is not None:
+            raise ValueError(refusal)
         self.stack, self.layer, self.pruner, self.ratio = stack, layer, pruner, ratio
         self.handles: list[Any] = []
         self.audio_positions: torch.Tensor | None = None
