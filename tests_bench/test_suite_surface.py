@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC = ["--synthetic-seconds", "6", "--synthetic-samples", "3"]  # one dataset shared by the subprocess tests
 CASE_NODE = "tests_bench/test_cases.py::test_case[TAU-tiny-qwen2.5-omni-base]"
 CASE_ID = "TAU-tiny-qwen2.5-omni-base"
+FAMILY_MODELS = "tiny-qwen2.5-omni,tiny-phi-4-multimodal,tiny-audio-flamingo-3"
 USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
 
 
@@ -73,6 +74,8 @@ def quick_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Proc
     jobs: dict[str, tuple[list[str], Path | None]] = {
         "keyword": (["--collect-only", "-q", "-k", "qwen and TAU", "--prune-ratio", "0.0", *SYNTHETIC], None),
         "tasks": (["--tasks", "TAU,HAD", "--collect-only", "-q", "tests_bench/test_cases.py", *SYNTHETIC], None),
+        "family": (["--tasks", "TAU", "--models", FAMILY_MODELS, "-k", "phi4 or flamingo", "--collect-only", "-q",
+                    "tests_bench/test_cases.py", *SYNTHETIC], None),
     }
     for name, (args, _) in BAD_OPTIONS.items():
         cache = tmp_path_factory.mktemp(f"cache-{name}")
@@ -94,6 +97,14 @@ def test_tasks_option_limits_the_cases(quick_runs):
     nodes = collected(proc)
     assert nodes == ["tests_bench/test_cases.py::test_case[TAU-tiny-qwen2.5-omni-base]",
                      "tests_bench/test_cases.py::test_case[HAD-tiny-qwen2.5-omni-base]"], proc.output[-3000:]
+
+
+def test_family_keywords_select_families(quick_runs):
+    """-k phi4 / -k flamingo select a family although its model names spell it otherwise."""
+    proc, _ = quick_runs["family"]
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert collected(proc) == ["tests_bench/test_cases.py::test_case[TAU-tiny-phi-4-multimodal-base]",
+                               "tests_bench/test_cases.py::test_case[TAU-tiny-audio-flamingo-3-base]"], proc.output[-3000:]
 
 
 @pytest.mark.parametrize("name", sorted(BAD_OPTIONS))

@@ -127,6 +127,18 @@ for _shape in SHAPE_SPECS:
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+# The word `pytest -k` selects a family by (each case carries it as a marker): -k qwen, -k phi4, -k flamingo ...
+FAMILY_KEYWORDS = {
+    "qwen2.5-omni": "qwen", "qwen2-audio": "qwen", "qwen3-omni": "qwen", "audio-flamingo-3": "flamingo",
+    "voxtral": "voxtral", "phi-4-multimodal": "phi4", "granite-speech": "granite", "gemma-3n": "gemma",
+}
+
+
+def family_keyword(family: str) -> str:
+    """`pytest -k` word of a family: the table above, else the family name without punctuation."""
+    return FAMILY_KEYWORDS.get(family) or "".join(ch for ch in family if ch.isalnum())
+
+
 def resolve_model(name: str) -> ModelEntry:
     """A registered name, or a local checkpoint directory whose config.json names a known model_type."""
     if name in MODELS:
