@@ -53,6 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--decode", default="eager",
                     help="eager (HF generate), static (static per-layer KV cache) or compiled (that cache, "
                          "torch.compile'd step; compiles once per cache bucket, reported as compile_ms)")
+    group.addoption("--max-new-tokens", type=int, default=0,
+                    help="cap every task's new-token budget (0 = each task's own; capped ASR WER is not comparable)")
     group.addoption("--trust-remote-code", action="store_true", default=False,
                     help="allow models whose code comes from their hub repository (Aero-1, Baichuan-Omni, Kimi-Audio)")
 
@@ -113,6 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
             press_mode=config.getoption("--press-mode"),
             trust_remote_code=config.getoption("--trust-remote-code"),
             decode=config.getoption("--decode"),
+            max_new_tokens=config.getoption("--max-new-tokens"),
         )
         check_prune_layer(options)
     except ConfigError as err:

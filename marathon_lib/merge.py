@@ -16,7 +16,8 @@ from .results import ResultsDir, read_records, rewrite_records, run_manifest, wr
 from .runner import CaseSpec, build_case
 from .tasks import TASKS
 
-CARRIED = ("model_layers",)  # case fields that come from the model, not from the records
+# case fields that come from the model or the run's generation budget, not from the records
+CARRIED = ("model_layers", "max_new_tokens", "generation_capped")
 
 
 def merge_results(sources: Sequence[Path], out: Path) -> list[dict[str, Any]]:

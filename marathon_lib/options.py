@@ -60,6 +60,7 @@ class RunOptions:
     press_mode: str = "query_agnostic"
     decode: str = "eager"  # eager | static | compiled (models.decode)
     trust_remote_code: bool = False  # hub remote code may run (Aero-1, Baichuan-Omni, Kimi-Audio)
+    max_new_tokens: int | None = None  # caps every task's generation budget; None = each task's own
 
     def as_manifest(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -106,6 +107,7 @@ def build_options(
     press_mode: str = "query_agnostic",
     trust_remote_code: bool = False,
     decode: str = "eager",
+    max_new_tokens: int = 0,
 ) -> RunOptions:
     model_names = split_list(models)
     if not model_names:
@@ -127,6 +129,8 @@ def build_options(
         raise ConfigError(f"--prune-layer: {prune_layer} must be >= 1 (layer 0 would change the cache bookkeeping)")
     if sample_limit < 0:
         raise ConfigError(f"--sample-limit: {sample_limit} must be >= 0 (0 = all samples)")
+    if max_new_tokens < 0:
+        raise ConfigError(f"--max-new-tokens: {max_new_tokens} must be >= 0 (0 = each task's own budget)")
     if synthetic_seconds <= 0 or synthetic_samples < 1:
         raise ConfigError("--synthetic-seconds must be > 0 and --synthetic-samples >= 1")
     import torch
@@ -157,4 +161,5 @@ def build_options(
         synthetic_seconds=synthetic_seconds, synthetic_samples=synthetic_samples, shard=parse_shard(shard),
         presses=press_names, compression_ratios=parse_ratios(compression_ratio, "--compression-ratio"),
         press_scope=press_scope, press_mode=press_mode, trust_remote_code=trust_remote_code, decode=decode,
+        max_new_tokens=max_new_tokens or None,
     )

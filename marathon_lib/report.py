@@ -152,6 +152,7 @@ def leaderboard_markdown(rows: Sequence[dict[str, Any]], cases: Sequence[dict[st
          "(the seed's convention); Avg. Score averages the task columns present (k/10 shown when incomplete). "
          "The best value of each column is bold."),
         "",
+        *_capped_markdown(cases),
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
@@ -181,6 +182,23 @@ def leaderboard_markdown(rows: Sequence[dict[str, Any]], cases: Sequence[dict[st
     if merged is not None:
         lines += _merged_markdown(merged)
     return "\n".join(lines) + "\n"
+
+
+def _capped_markdown(cases: Sequence[dict[str, Any]]) -> list[str]:
+    """One warning per task whose budget a run cut (--max-new-tokens): truncated answers, mostly ASR
+    transcripts, score worse than the model would, so they must not be read as comparable."""
+    caps: dict[str, set[int]] = defaultdict(set)
+    for case in cases:
+        if case.get("generation_capped"):
+            caps[case["task"]].add(case["max_new_tokens"])
+    lines = []
+    for task, values in sorted(caps.items()):
+        spec = TASKS.get(task)
+        metric = "WER" if spec.answer == "text" else "score"
+        lines.append(f"- **Generation capped at {'/'.join(map(str, sorted(values)))} new tokens** "
+                     f"(`--max-new-tokens`; the task's own budget is {spec.max_new_tokens}): "
+                     f"{task} {metric} is not comparable with uncapped runs.")
+    return lines + [""] if lines else []
 
 
 def _efficiency_markdown(cases: Sequence[dict[str, Any]]) -> list[str]:

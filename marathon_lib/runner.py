@@ -117,10 +117,12 @@ class CaseRunner:
         seed: int = 0,
         shard: tuple[int, int] | None = None,
         press: Any = None,
+        max_new_tokens: int | None = None,
     ) -> None:
         self.case, self.spec, self.model, self.results = case, spec, model, results
         self.progress = progress or (lambda message: None)
         self.hook, self.seed, self.shard, self.press = hook, seed, shard, press
+        self.token_cap = max_new_tokens  # --max-new-tokens; None runs each task's own budget
         self.digests: dict[str, str] = {}
 
     def run(self, samples: Sequence[Sample]) -> dict[str, Any]:
@@ -153,9 +155,17 @@ class CaseRunner:
             "compile_ms": round(sum((r.get("timing") or {}).get("compile_ms") or 0.0 for r in records), 3),
             "n_resumed": sum(r is done.get(r["key"]) for r in records),
             "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+            "max_new_tokens": self.max_new_tokens,
+            # a cut budget truncates long answers (ASR transcripts): the report flags such scores
+            "generation_capped": self.max_new_tokens < self.spec.max_new_tokens,
         }
         self.results.write_case(case)
         return case
+
+    @property
+    def max_new_tokens(self) -> int:
+        """The generation budget samples run (and resume keys) with: the task's, cut to the run's cap."""
+        return min(self.spec.max_new_tokens, self.token_cap or self.spec.max_new_tokens)
 
     def sample_key(self, sample: Sample) -> str:
         """Content hash of everything that determines a sample's record (resume never reuses a stale one)."""
@@ -170,7 +180,7 @@ class CaseRunner:
             "method": [{k: v for k, v in asdict(self.case).items() if k not in ("task", "model")},
                        repr(self.hook.pruner) if self.hook else None, repr(self.press) if self.press else None,
                        self.seed],
-            "generation": [self.spec.max_new_tokens, str(self.model.dtype), self.model.attn_implementation,
+            "generation": [self.max_new_tokens, str(self.model.dtype), self.model.attn_implementation,
                            str(self.model.device.type)],
         }
         if self.decode_mode() not in ("eager", None):  # eager keys stay those of runs before decode modes existed
@@ -229,7 +239,7 @@ class CaseRunner:
         if self.model.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.model.device)
         try:
-            generation, audio_kept = self.generate(inputs, sample, self.spec.max_new_tokens)
+            generation, audio_kept = self.generate(inputs, sample, self.max_new_tokens)
         except Exception as err:  # recorded, and the pytest case fails on it after the other samples ran
             return record | {
                 "error": f"sample {sample.sample_id}: {type(err).__name__}: {err}",

@@ -313,3 +313,25 @@ def test_model_that_always_fails_is_recorded(tmp_path: Path):
     assert [r["error_kind"] for r in records] == ["model", "data", "data", "model", "model"]
     assert results.case_path(case.case_id).is_file()
     assert summary["metrics"]["n_scored"] == 0
+
+
+def test_token_cap_is_used_recorded_and_keyed_for_resume(tmp_path: Path):
+    """--max-new-tokens cuts the task's budget (TAU: 10): samples run with it, the case records it, and the
+    resume key holds the effective budget, so a cap above the budget reuses the uncapped records."""
+    root, spec = build_tau_case_data(tmp_path / "data"), TASKS.get("TAU")
+    samples, results = spec.samples(root), ResultsDir(tmp_path / "results").ensure()
+
+    def run(cap: int | None) -> tuple[dict, list[int]]:
+        model = StubLM(answer="B")
+        case = CaseRunner(CaseSpec("TAU", model.name), spec, model, results, max_new_tokens=cap).run(samples)
+        return case, model.generate_calls
+
+    capped, calls = run(4)
+    assert calls[1:] == [4, 4, 4]  # after the warm-up, the three usable samples
+    assert (capped["max_new_tokens"], capped["generation_capped"], capped["n_resumed"]) == (4, True, 0)
+    uncapped, calls = run(None)
+    assert calls[1:] == [spec.max_new_tokens] * 3  # the capped records were not reused
+    assert (uncapped["max_new_tokens"], uncapped["generation_capped"], uncapped["n_resumed"]) == (10, False, 0)
+    loose, calls = run(50)
+    assert calls == [] and (loose["max_new_tokens"], loose["generation_capped"], loose["n_resumed"]) == (10, False, 5)
+    assert json.loads(results.case_path(loose["case_id"]).read_text())["max_new_tokens"] == 10

@@ -14,7 +14,8 @@ from marathon_lib.runner import CaseRunner, CaseSpec
 from marathon_lib.tasks import TASKS
 
 METADATA_KEYS = ("case_id", "task", "task_code", "model", "pruner", "prune_ratio", "prune_layer", "press",
-                 "compression_ratio", "press_scope", "press_mode", "metrics", "timing", "tokens")
+                 "compression_ratio", "press_scope", "press_mode", "max_new_tokens", "generation_capped", "metrics",
+                 "timing", "tokens")
 
 
 def live_progress(config: pytest.Config):
@@ -40,7 +41,7 @@ def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, kv
         pytest.skip(f"shard {run_options.shard[0]}/{run_options.shard[1]} holds no sample of {case.case_id}")
     progress = live_progress(request.config)
     runner = CaseRunner(case, spec, case_model, results, progress=progress, hook=prune_hook, seed=run_options.seed,
-                        shard=run_options.shard, press=kv_press)
+                        shard=run_options.shard, press=kv_press, max_new_tokens=run_options.max_new_tokens)
     summary = runner.run(samples)
 
     json_metadata.update({key: summary[key] for key in METADATA_KEYS})  # pytest-json-report, per case

@@ -31,6 +31,7 @@ def test_defaults_are_valid() -> None:
     ({"pruners": "base,nope"}, ["--pruners", "nope"]),
     ({"prune_layer": 0}, ["--prune-layer", "0"]),
     ({"sample_limit": -1}, ["--sample-limit", "-1"]),
+    ({"max_new_tokens": -1}, ["--max-new-tokens", "-1"]),
     ({"dtype": "int8"}, ["--dtype", "int8"]),
     ({"attn_implementation": "magic"}, ["--attn-impl", "magic"]),
     pytest.param({"device": "cuda"}, ["--device"],
@@ -48,3 +49,11 @@ def test_bad_value_names_the_option(change: dict, words: list[str]) -> None:
         build_options(**(GOOD | change))
     for word in words:
         assert word in str(raised.value), (word, str(raised.value))
+
+
+@pytest.mark.parametrize(("given", "kept"), [(0, None), (64, 64)])
+def test_max_new_tokens_is_a_recorded_cap(given: int, kept: int | None) -> None:
+    """0 means each task's own budget (None); a cap is kept and lands in the run manifest."""
+    options = build_options(**GOOD, max_new_tokens=given)
+    assert options.max_new_tokens == kept
+    assert options.as_manifest()["max_new_tokens"] == kept

@@ -130,6 +130,20 @@ def test_efficiency_and_retained_tables(tmp_path: Path) -> None:
         [MODEL_A, "random L2", f"{100 * (base_sum - 100) / base_sum:.1f}"]]
 
 
+def test_leaderboard_says_when_generation_was_capped(tmp_path: Path) -> None:
+    budget = TASKS.get("LibriSpeech").max_new_tokens
+    capped = [make_case("LibriSpeech") | {"max_new_tokens": 64, "generation_capped": True},
+              make_case("TAU") | {"max_new_tokens": 10, "generation_capped": False}]  # a cap above TAU's budget
+    write_report(write_cases(tmp_path / "capped", capped), plots=False)
+    markdown = (tmp_path / "capped" / "leaderboard.md").read_text()
+    assert [line for line in markdown.splitlines() if "capped" in line.lower()] == [
+        f"- **Generation capped at 64 new tokens** (`--max-new-tokens`; the task's own budget is {budget}): "
+        "LibriSpeech WER is not comparable with uncapped runs."]
+    assert len(table(markdown)) == 1  # the warning sits above the leaderboard table, which stays intact
+    write_report(write_cases(tmp_path / "full", sweep()), plots=False)  # case files without the fields too
+    assert "capped" not in (tmp_path / "full" / "leaderboard.md").read_text().lower()
+
+
 def test_merge_keeps_the_newest_copy_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old, new = tmp_path / "monday", tmp_path / "tuesday"
     write_cases(old, [make_case("TAU", score=10.0, created="2026-01-05T10:00:00+00:00"),

@@ -58,6 +58,7 @@ def test_shards_partition_every_case_and_merge_back(full_run: Path, tmp_path: Pa
     for case_id, case in full.items():
         assert merged[case_id]["metrics"] == case["metrics"]
         assert merged[case_id]["tokens"] == case["tokens"]
+        assert merged[case_id]["max_new_tokens"] == case["max_new_tokens"]  # carried: the leaderboard flags caps
     assert (tmp_path / "merged" / "leaderboard.md").is_file()
 
 
