@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from marathon_lib.errors import ConfigError
+from marathon_lib.models import MODELS, family_keyword, resolve_model
 from marathon_lib.options import RunOptions, build_options
 from marathon_lib.results import ResultsDir, run_manifest, write_json
 from marathon_lib.runner import CaseSpec
 
-pytest_plugins = ["fixtures.data", "fixtures.models", "fixtures.pruning", "fixtures.kv"]
+pytest_plugins = ["fixtures.data", "fixtures.models", "fixtures.pruning", "fixtures.kv", "fixtures.tiny"]
 
 OPTIONS_KEY = pytest.StashKey[RunOptions]()
 RESULTS_ENV = "MARATHON_RESULTS_DIR"  # shared by the controller and its xdist workers
@@ -91,6 +92,8 @@ def pytest_configure(config: pytest.Config) -> None:
     results_dir = config.getoption("--results-dir") or os.environ.get(RESULTS_ENV)
     if not results_dir:
         results_dir = str(Path("results") / datetime.now().strftime("run-%Y%m%d-%H%M%S"))
+    for keyword in sorted({family_keyword(MODELS.get(name).family) for name in MODELS.names()}):
+        config.addinivalue_line("markers", f"{keyword}: cases of that model family (pytest -k {keyword})")
     os.environ[RESULTS_ENV] = results_dir  # workers inherit it
     try:
         options = build_options(
@@ -163,7 +166,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         cases = cases_for(metafunc.config.stash[OPTIONS_KEY])
         metafunc.parametrize(
             "case",
-            [pytest.param(c, id=c.case_id, marks=[pytest.mark.xdist_group(c.model), pytest.mark.benchmark_case])
+            [pytest.param(c, id=c.case_id, marks=[pytest.mark.xdist_group(c.model), pytest.mark.benchmark_case,
+                                                  getattr(pytest.mark, family_keyword(resolve_model(c.model).family))])
              for c in cases],
         )
 

@@ -4,7 +4,6 @@ pruning (layers >= K then hold shorter caches), on every family it supports; com
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,18 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures.models import use_decode_mode
-from marathon_lib.models import AudioLM, load_model, resolve_model
+from fixtures.tiny import TEST_DEVICE, TinyModels
+from marathon_lib.models import AudioLM
 from marathon_lib.models.decode import BUCKET_TOKENS, CompactLayer, bucket_size, decode_support
-from marathon_lib.paths import cache_root
 from marathon_lib.pruning import PRUNERS, PruneHook
 from marathon_lib.pruning.selectors import kept_count
 from marathon_lib.runner import content_positions, sample_generator
 
 NEW_TOKENS = 8
 K = 2
-# The GPU session runs this file on CUDA (MARATHON_TEST_DEVICE=cuda): CUDA-graph steps, other attention kernels.
-DEVICE = os.environ.get("MARATHON_TEST_DEVICE", "cpu")
-ATOL = 1e-5 if DEVICE == "cpu" else 2e-3
+# On CUDA (MARATHON_TEST_DEVICE=cuda, the GPU session) other attention kernels and CUDA-graph steps run.
+ATOL = 1e-5 if TEST_DEVICE == "cpu" else 2e-3
+pytestmark = pytest.mark.usefixtures("one_thread")
 STATIC_FAMILIES = ["tiny-qwen2.5-omni", "tiny-qwen2-audio", "tiny-audio-flamingo-3", "tiny-voxtral",
                    "tiny-phi-4-multimodal", "tiny-granite-speech", "tiny-qwen3-omni"]
 
@@ -37,27 +36,8 @@ def clip(seconds: float, seed: int = 0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def models() -> Iterator[dict[str, AudioLM]]:
-    loaded: dict[str, AudioLM] = {}
-    yield loaded
-    loaded.clear()
-
-
-def get_model(models: dict[str, AudioLM], name: str) -> AudioLM:
-    if name not in models:
-        torch.manual_seed(0)
-        models[name] = load_model(resolve_model(name), cache_root=cache_root() / "models", device=DEVICE,
-                                  dtype="float32", attn_implementation="sdpa")
-    model = models[name]
+def get_model(tiny_models: TinyModels, name: str) -> AudioLM:
+    model = tiny_models.get(name)
     model.set_decode_mode("eager")
     return model
 
@@ -118,15 +98,15 @@ def assert_same(model: AudioLM, inputs: Any, pruner: str | None, atol: float = A
 
 @pytest.mark.parametrize("pruner", [None, "random", "dart"])
 @pytest.mark.parametrize("name", STATIC_FAMILIES)
-def test_static_decode_equals_eager_greedy(models: dict[str, AudioLM], name: str, pruner: str | None) -> None:
-    model = get_model(models, name)
+def test_static_decode_equals_eager_greedy(tiny_models: TinyModels, name: str, pruner: str | None) -> None:
+    model = get_model(tiny_models, name)
     inputs = model.prepare(clip(2.0, seed=3), "Describe the audio in one sentence.")
     model.set_decode_mode("static")
     assert_same(model, inputs, pruner)
 
 
-def test_pruned_static_cache_holds_the_shorter_layers(models: dict[str, AudioLM]) -> None:
-    model = get_model(models, "tiny-qwen2-audio")
+def test_pruned_static_cache_holds_the_shorter_layers(tiny_models: TinyModels) -> None:
+    model = get_model(tiny_models, "tiny-qwen2-audio")
     inputs = model.prepare(clip(2.0, seed=4), "What do you hear?")
     model.set_decode_mode("static")
     with pruning(model, inputs, "random"):
@@ -138,8 +118,8 @@ def test_pruned_static_cache_holds_the_shorter_layers(models: dict[str, AudioLM]
     assert lengths == [total] * K + [total - dropped] * (len(lengths) - K)
 
 
-def test_repetition_penalty_is_applied_like_generate(models: dict[str, AudioLM]) -> None:
-    model = get_model(models, "tiny-voxtral")
+def test_repetition_penalty_is_applied_like_generate(tiny_models: TinyModels) -> None:
+    model = get_model(tiny_models, "tiny-voxtral")
     inputs = model.prepare(clip(2.0, seed=5), "Transcribe.")
     config = model.model.generation_config
     config.repetition_penalty = 1.3
@@ -150,8 +130,8 @@ def test_repetition_penalty_is_applied_like_generate(models: dict[str, AudioLM])
         config.repetition_penalty = 1.0
 
 
-def test_unsupported_settings_are_refused_with_the_reason(models: dict[str, AudioLM]) -> None:
-    gemma = get_model(models, "tiny-gemma-3n")
+def test_unsupported_settings_are_refused_with_the_reason(tiny_models: TinyModels) -> None:
+    gemma = get_model(tiny_models, "tiny-gemma-3n")
     verdict = decode_support(gemma)
     assert not verdict.ok and "sliding_attention" in verdict.reason
     with pytest.raises(ValueError, match="static decoding is not available"):
@@ -160,7 +140,7 @@ def test_unsupported_settings_are_refused_with_the_reason(models: dict[str, Audi
         use_decode_mode(gemma, "compiled")
     assert gemma.decode_mode == "eager" and gemma.decoder is None
 
-    voxtral = get_model(models, "tiny-voxtral")
+    voxtral = get_model(tiny_models, "tiny-voxtral")
     voxtral.model.generation_config.no_repeat_ngram_size = 3
     try:
         assert "no_repeat_ngram_size" in decode_support(voxtral).reason
@@ -170,10 +150,10 @@ def test_unsupported_settings_are_refused_with_the_reason(models: dict[str, Audi
         voxtral.set_decode_mode("fast")
 
 
-def test_compiled_step_matches_eager_and_compiles_once_per_bucket(models: dict[str, AudioLM]) -> None:
+def test_compiled_step_matches_eager_and_compiles_once_per_bucket(tiny_models: TinyModels) -> None:
     """Real torch.compile (inductor) on CPU, fp32: same tokens as eager greedy; compilation happens on a bucket's
     first use only, outside decode_ms; pruning (shorter caches in layers >= K) reuses the same graph."""
-    model = get_model(models, "tiny-qwen2.5-omni")
+    model = get_model(tiny_models, "tiny-qwen2.5-omni")
     long_inputs = model.prepare(clip(2.0, seed=6), "Describe the audio in one sentence.")
     short_inputs = model.prepare(clip(1.0, seed=7), "Which sound?")
     assert bucket_size(short_inputs.n_input_tokens + NEW_TOKENS) == bucket_size(long_inputs.n_input_tokens + NEW_TOKENS)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 import torch
 
+from fixtures.tiny import TinyModels
 from marathon_lib.errors import DataError
 from marathon_lib.models import FAMILIES, MODEL_TYPES, MODELS, AudioLM, checkpoint_of, load_model, resolve_model
 from marathon_lib.models.base import find_audio_spans, span_positions
@@ -110,6 +111,7 @@ FAMILY_SPECS = {
     "gemma-3n": Family("tiny-gemma-3n", _gemma3n_spans, lambda n: sum(_gemma3n_spans(n)), 31.0, 30.0),
 }
 FAMILY_NAMES = list(FAMILY_SPECS)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def clip(seconds: float, seed: int = 0) -> np.ndarray:
@@ -118,39 +120,14 @@ def clip(seconds: float, seed: int = 0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def models() -> Iterator[dict[str, AudioLM]]:
-    loaded: dict[str, AudioLM] = {}
-    yield loaded
-    loaded.clear()
-
-
 @pytest.fixture(params=FAMILY_NAMES)
 def family(request: pytest.FixtureRequest) -> Family:
     return FAMILY_SPECS[request.param]
 
 
-def get_model(models: dict[str, AudioLM], name: str, attn: str = "sdpa") -> AudioLM:
-    """A tiny model loaded once per module (per attention implementation)."""
-    key = name if attn == "sdpa" else f"{name}#{attn}"
-    if key not in models:
-        torch.manual_seed(0)
-        models[key] = load_model(resolve_model(name), cache_root=cache_root() / "models", device="cpu",
-                                 dtype="float32", attn_implementation=attn)
-    return models[key]
-
-
 @pytest.fixture
-def model(family: Family, models: dict[str, AudioLM]) -> AudioLM:
-    return get_model(models, family.name)
+def model(family: Family, tiny_models: TinyModels) -> AudioLM:
+    return tiny_models.get(family.name)
 
 
 def skip_unprunable(model: AudioLM) -> None:
@@ -234,18 +211,18 @@ def test_long_audio_is_split_or_rejected_never_truncated(family: Family, model: 
         assert inputs.audio_chunks == 1
 
 
-def test_qwen2_audio_detects_a_truncating_extractor(models: dict[str, AudioLM], monkeypatch) -> None:
+def test_qwen2_audio_detects_a_truncating_extractor(tiny_models: TinyModels, monkeypatch) -> None:
     """Without the split, the 30 s extractor would cut a 31 s clip: prepare must say so, not go on."""
-    model = get_model(models, "tiny-qwen2-audio")
+    model = tiny_models.get("tiny-qwen2-audio")
     monkeypatch.setattr(type(model), "max_audio_seconds", property(lambda self: 60.0))
     with pytest.raises(DataError, match="truncated"):
         model.prepare(clip(31.0), "Describe the audio.")
 
 
-def test_voxtral_padding_is_not_audio_content(models: dict[str, AudioLM], monkeypatch) -> None:
+def test_voxtral_padding_is_not_audio_content(tiny_models: TinyModels, monkeypatch) -> None:
     from marathon_lib.models import voxtral
 
-    model = get_model(models, "tiny-voxtral")
+    model = tiny_models.get("tiny-voxtral")
     inputs = model.prepare(clip(5.0), "Describe the audio.")
     assert inputs.n_placeholder_tokens == 375 and inputs.n_audio_tokens == 63  # 5 s of a 30 s chunk
     ids = inputs.tensors["input_ids"][0].tolist()
@@ -402,10 +379,10 @@ class RecordingFastV:
         return PRUNERS.get("fast_v").select(hook, positions, n_keep, hidden)
 
 
-def test_fast_v_importance_is_the_real_attention(family: Family, models: dict[str, AudioLM]) -> None:
+def test_fast_v_importance_is_the_real_attention(family: Family, tiny_models: TinyModels) -> None:
     """The hook's one-row attention (fused qkv, q/k norms, partial or interleaved rotary, attention multipliers)
     equals the eager attention weights the model itself computes at layer K-1."""
-    eager = get_model(models, family.name, "eager")
+    eager = tiny_models.get(family.name, "eager")
     skip_unprunable(eager)
     inputs = eager.prepare(clip(2.0, seed=4), "Which scene is this?")
     with torch.inference_mode():
@@ -420,9 +397,9 @@ def test_fast_v_importance_is_the_real_attention(family: Family, models: dict[st
     assert float((importance - real).abs().max()) <= 1e-5
 
 
-def test_gemma3n_refuses_unsupported_pruning(models: dict[str, AudioLM]) -> None:
+def test_gemma3n_refuses_unsupported_pruning(tiny_models: TinyModels) -> None:
     """K beyond the first KV-store layer, or a prompt longer than the sliding window, would be silently wrong."""
-    model = get_model(models, "tiny-gemma-3n")
+    model = tiny_models.get("tiny-gemma-3n")
     stack = model.text_stack()
     from marathon_lib.models.gemma3n import shared_kv_by_reference
 

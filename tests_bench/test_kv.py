@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from marathon_lib.kv import PRESS_CLASSES, SUPPORTED, kvpress_availability, support
 
 AVAILABLE = kvpress_availability()
-pytestmark = pytest.mark.skipif(not AVAILABLE.ok, reason=AVAILABLE.reason)
+pytestmark = [pytest.mark.skipif(not AVAILABLE.ok, reason=AVAILABLE.reason), pytest.mark.usefixtures("one_thread")]
 
 
 def test_support_matrix_refuses_with_the_family_reason() -> None:
@@ -85,14 +85,6 @@ FAMILIES = list(SUPPORTED)
 # 6 s of audio: every family's context (prompt up to the end of the audio) exceeds SnapKV's 64-token window.
 AUDIO_SECONDS = 6
 QUESTION = "Is this audio real or fake? Answer with a or b."
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,8 @@ NEW_TOKENS = 4
 AUDIO_SECONDS = 10.0  # 250 audio tokens
 ATOL = 1e-4
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 # ------------------------------------------------------------------------------------------------------
 # command-line runs, started in the background as soon as the module starts
@@ -126,15 +128,6 @@ def cli_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 # ------------------------------------------------------------------------------------------------------
 # the tiny model, its prompt, and cached runs
 # ------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """The tiny model is fastest on one thread; two OpenMP threads on a busy 2-core box are ~40x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def cache_lengths(cache: Any) -> list[int]:
     return [0 if layer.keys is None else int(layer.keys.shape[-2]) for layer in cache.layers]
 
