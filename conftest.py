@@ -56,6 +56,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "torch.compile'd step; compiles once per cache bucket, reported as compile_ms)")
     group.addoption("--max-new-tokens", type=int, default=0,
                     help="cap every task's new-token budget (0 = each task's own; capped ASR WER is not comparable)")
+    group.addoption("--reuse-audio-encoder", action="store_true", default=False,
+                    help="compute each sample's audio-encoder output once per model and reuse it in every case "
+                         "(records say encoder_reused: their prefill time then excludes the encoder)")
     group.addoption("--trust-remote-code", action="store_true", default=False,
                     help="allow models whose code comes from their hub repository (Aero-1, Baichuan-Omni, Kimi-Audio)")
 
@@ -118,6 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
             press_mode=config.getoption("--press-mode"),
             trust_remote_code=config.getoption("--trust-remote-code"),
             decode=config.getoption("--decode"),
+            reuse_audio_encoder=config.getoption("--reuse-audio-encoder"),
             max_new_tokens=config.getoption("--max-new-tokens"),
         )
         check_prune_layer(options)

@@ -59,6 +59,7 @@ class RunOptions:
     press_scope: str = "audio"
     press_mode: str = "query_agnostic"
     decode: str = "eager"  # eager | static | compiled (models.decode)
+    reuse_audio_encoder: bool = False  # models.reuse: encoder output computed once per sample and model
     trust_remote_code: bool = False  # hub remote code may run (Aero-1, Baichuan-Omni, Kimi-Audio)
     max_new_tokens: int | None = None  # caps every task's generation budget; None = each task's own
 
@@ -107,6 +108,7 @@ def build_options(
     press_mode: str = "query_agnostic",
     trust_remote_code: bool = False,
     decode: str = "eager",
+    reuse_audio_encoder: bool = False,
     max_new_tokens: int = 0,
 ) -> RunOptions:
     model_names = split_list(models)
@@ -161,5 +163,6 @@ def build_options(
         synthetic_seconds=synthetic_seconds, synthetic_samples=synthetic_samples, shard=parse_shard(shard),
         presses=press_names, compression_ratios=parse_ratios(compression_ratio, "--compression-ratio"),
         press_scope=press_scope, press_mode=press_mode, trust_remote_code=trust_remote_code, decode=decode,
+        reuse_audio_encoder=reuse_audio_encoder,
         max_new_tokens=max_new_tokens or None,
     )

@@ -151,6 +151,7 @@ class CaseRunner:
         case = build_case(self.case, self.spec, records, warmup_ms) | {
             "model_layers": self.model.layer_count(),
             "decode_mode": self.decode_mode(),
+            "encoder_reused": sum(bool(r.get("encoder_reused")) for r in records),
             # static decode compiles once per cache bucket, outside every record's decode_ms
             "compile_ms": round(sum((r.get("timing") or {}).get("compile_ms") or 0.0 for r in records), 3),
             "n_resumed": sum(r is done.get(r["key"]) for r in records),
@@ -185,6 +186,8 @@ class CaseRunner:
         }
         if self.decode_mode() not in ("eager", None):  # eager keys stay those of runs before decode modes existed
             identity["decode"] = self.decode_mode()
+        if getattr(self.model, "encoder_cache", None) is not None:  # prefill timed without the encoder on reuse
+            identity["reuse_audio_encoder"] = True
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
     def decode_mode(self) -> str | None:
@@ -238,6 +241,8 @@ class CaseRunner:
             return record | {"error": f"sample {sample.sample_id}: {err}", "error_kind": "data"}
         if self.model.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.model.device)
+        encoder_cache = getattr(self.model, "encoder_cache", None)
+        hits = encoder_cache.hits if encoder_cache is not None else 0
         try:
             generation, audio_kept = self.generate(inputs, sample, self.max_new_tokens)
         except Exception as err:  # recorded, and the pytest case fails on it after the other samples ran
@@ -258,6 +263,8 @@ class CaseRunner:
             "new": generation.timing.new_tokens,
         }
         record["decode_mode"] = self.decode_mode()
+        if encoder_cache is not None:  # prefill_ms excludes the audio encoder when its output was reused
+            record["encoder_reused"] = encoder_cache.hits > hits
         if generation.api is not None:
             record["api"] = generation.api
         if generation.prompt_cache_len is not None:

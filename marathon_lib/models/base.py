@@ -157,6 +157,7 @@ class AudioLM(BenchModel):
     """One adapter per model family. Subclasses load the model/processor and build inputs."""
 
     default_system_prompt: str | None = None
+    audio_encoder_path: str | None = None  # module path of the audio encoder; None = the module named audio_tower
 
     def __init__(self, name: str, checkpoint: str, device: str, dtype: torch.dtype, attn_implementation: str) -> None:
         self.name = name
@@ -170,6 +171,7 @@ class AudioLM(BenchModel):
         self.revision = getattr(self.model.config, "_commit_hash", None) or checkpoint
         self.clock = Clock(self.device)
         self.inputs_cache = InputsCache()
+        self.encoder_cache: Any = None  # models.reuse.EncoderOutputCache with --reuse-audio-encoder
         self.decode_mode = "eager"
         self.decoder: Any = None  # models.decode.StaticDecoder for decode modes "static" / "compiled"
 
@@ -244,6 +246,22 @@ class AudioLM(BenchModel):
         spans = find_audio_spans(tensors["input_ids"], audio_token_id)
         return ModelInputs(tensors=tensors, spans=spans, audio_seconds=audio_seconds, audio_chunks=audio_chunks,
                            **extra)
+
+    def audio_encoder(self) -> torch.nn.Module:
+        """The audio encoder module (what --reuse-audio-encoder caches)."""
+        if self.audio_encoder_path is not None:
+            return self.model.get_submodule(self.audio_encoder_path)
+        found = [module for name, module in self.model.named_modules() if name.split(".")[-1] == "audio_tower"]
+        if len(found) != 1:
+            raise ValueError(f"{self.family}: {len(found)} modules named audio_tower; set audio_encoder_path")
+        return found[0]
+
+    def reuse_audio_encoder(self, size: int = 16) -> None:
+        """Serve repeated encoder calls on the same features from a bounded cache (models.reuse)."""
+        from .reuse import EncoderOutputCache
+
+        if self.encoder_cache is None:
+            self.encoder_cache = EncoderOutputCache(self.audio_encoder(), size).install()
 
     def set_decode_mode(self, mode: str) -> None:
         """eager: HF `generate`; static: a static per-layer KV cache; compiled: that cache with a compiled step.

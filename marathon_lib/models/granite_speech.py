@@ -37,6 +37,7 @@ TINY_CHAT_TEMPLATE = (
 
 class GraniteSpeech(AudioLM):
     family = "granite-speech"
+    audio_encoder_path = "model.encoder"
     default_system_prompt = GRANITE_SYSTEM_PROMPT
 
     def load(self) -> tuple[torch.nn.Module, Any]:

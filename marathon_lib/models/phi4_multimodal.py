@@ -44,6 +44,7 @@ TINY_CHAT_TEMPLATE = (
 
 class Phi4Multimodal(AudioLM):
     family = "phi-4-multimodal"
+    audio_encoder_path = "model.embed_tokens_extend.audio_embed.encoder"
     default_system_prompt = None  # the original scripts send a user turn only
 
     def load(self) -> tuple[torch.nn.Module, Any]:
