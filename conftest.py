@@ -92,11 +92,11 @@ def pytest_configure(config: pytest.Config) -> None:
     pin_worker_gpu()
     record_gpus(config)
     config.addinivalue_line("markers", "benchmark_case: one (task, model, method) benchmark case")
+    for keyword in sorted({family_keyword(MODELS.get(name).family) for name in MODELS.names()}):
+        config.addinivalue_line("markers", f"{keyword}: cases of that model family (pytest -k {keyword})")
     results_dir = config.getoption("--results-dir") or os.environ.get(RESULTS_ENV)
     if not results_dir:
         results_dir = str(Path("results") / datetime.now().strftime("run-%Y%m%d-%H%M%S"))
-    for keyword in sorted({family_keyword(MODELS.get(name).family) for name in MODELS.names()}):
-        config.addinivalue_line("markers", f"{keyword}: cases of that model family (pytest -k {keyword})")
     os.environ[RESULTS_ENV] = results_dir  # workers inherit it
     try:
         options = build_options(
@@ -134,7 +134,7 @@ def check_prune_layer(options: RunOptions) -> None:
     """--prune-layer must name a layer the model has (1..N-1); checked from the config, before any load."""
     if options.pruners == ["base"]:
         return
-    from marathon_lib.models import resolve_model, text_layer_count
+    from marathon_lib.models import text_layer_count
     from marathon_lib.paths import cache_root
 
     for name in options.models:
