@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from marathon_lib.errors import ConfigError
-from marathon_lib.models import MODELS, family_keyword, resolve_model
+from marathon_lib.models import MODELS, family_keyword, model_policies, resolve_model
 from marathon_lib.options import RunOptions, build_options
 from marathon_lib.results import ResultsDir, run_manifest, write_json
 from marathon_lib.runner import CaseSpec
@@ -186,7 +186,8 @@ def results(run_options: RunOptions) -> ResultsDir:
     results = ResultsDir(run_options.results_dir).ensure()
     manifest = results.root / "manifest.json"
     if not manifest.exists():
-        write_json(manifest, run_manifest(run_options.as_manifest(), run_options.device))
+        write_json(manifest, run_manifest(run_options.as_manifest(), run_options.device)
+                   | {"models": model_policies(run_options.models)})
     return results
 
 

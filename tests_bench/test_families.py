@@ -462,3 +462,12 @@ def test_shape_checkpoint_is_the_real_config_with_the_tiny_tokenizer(name: str) 
                            attn_implementation="sdpa")
         assert sum(p.numel() for p in model.model.parameters()) == meta_parameter_count(entry.shape)
         assert len(model.text_stack().layers) == SHAPE_LAYERS[name]
+
+
+def test_every_registered_model_states_its_long_audio_handling() -> None:
+    """The manifest names, per model, what happens to audio beyond its window (split, padded, refused)."""
+    from marathon_lib.models import MODELS, model_policies
+
+    policies = model_policies(MODELS.names())
+    assert all(p["long_audio"] != "not stated" for p in policies.values()), policies
+    assert "30 s" in policies["tiny-gemma-3n"]["long_audio"] and "600 s" in policies["tiny-audio-flamingo-3"]["long_audio"]

@@ -176,6 +176,7 @@ def test_results_directory_layout(real_run):
     manifest = json.loads((results / "manifest.json").read_text())
     assert manifest["options"]["tasks"] == TASKS.names()  # -k selects cases; --tasks was left at "all"
     assert manifest["options"]["sample_limit"] == 1
+    assert "300 s" in manifest["models"]["tiny-qwen2.5-omni"]["long_audio"]  # what long audio gets, per model
     summary = json.loads((results / "summary.json").read_text())
     assert [c["case_id"] for c in summary["cases"]] == [CASE_ID]
     assert CASE_ID in (results / "leaderboard.md").read_text()

@@ -181,10 +181,25 @@ def load_model(entry: ModelEntry, *, cache_root: Path, device: str, dtype: str, 
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # one weight-loading bar per case would drown the per-sample progress
-    family = REMOTE_FAMILIES[entry.family] if entry.access == "remote_code" else FAMILIES.get(entry.family)
+    family = adapter_class(entry)
     return family(entry.name, checkpoint_of(entry, cache_root), device, DTYPES[dtype], attn_implementation)
 
 
+def adapter_class(entry: ModelEntry) -> type[BenchModel]:
+    if entry.access == "api":
+        return API_FAMILIES[entry.family]
+    return REMOTE_FAMILIES[entry.family] if entry.access == "remote_code" else FAMILIES.get(entry.family)
+
+
+def model_policies(names: list[str]) -> dict[str, dict[str, str]]:
+    """Per model of a run, from its adapter class (nothing loaded): family and long-audio handling (manifest)."""
+    policies = {}
+    for name in names:
+        entry = resolve_model(name)
+        policies[name] = {"family": entry.family, "long_audio": adapter_class(entry).long_audio}
+    return policies
+
+
 __all__ = ["FAMILIES", "MODELS", "AudioLM", "AudioSpan", "BenchModel", "Generation", "ModelEntry", "ModelInputs",
-           "checkpoint_of", "find_audio_spans", "load_model", "meta_parameter_count", "resolve_model",
+           "checkpoint_of", "find_audio_spans", "load_model", "meta_parameter_count", "model_policies", "resolve_model",
            "text_layer_count"]

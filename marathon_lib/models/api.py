@@ -198,6 +198,7 @@ class OpenAIAudio(ApiModel):
     """Chat Completions with an `input_audio` part (base64 WAV), text out."""
 
     family = "openai-audio"
+    long_audio = "the whole clip in one request (16 kHz WAV)"
     key_env = ("OPENAI_API_KEY",)
     sdk_module = "openai"
 
@@ -246,6 +247,7 @@ class GeminiAudio(ApiModel):
     """generateContent with an inline audio/wav part, text out."""
 
     family = "gemini"
+    long_audio = "the whole clip in one request (16 kHz WAV)"
     key_env = ("GOOGLE_API_KEY", "GEMINI_API_KEY")  # the SDK's own precedence
     sdk_module = "google.genai"
 

@@ -40,6 +40,7 @@ TINY_CHAT_TEMPLATE = (
 
 class AudioFlamingo3(AudioLM):
     family = "audio-flamingo-3"
+    long_audio = "one item of up to 600 s (the model card's limit); longer audio refused as a data error"
     default_system_prompt = None  # the template's own "You are a helpful assistant."
 
     def load(self) -> tuple[torch.nn.Module, Any]:

@@ -129,6 +129,7 @@ class BenchModel(ABC):
     torch model) and the request/response adapters (API models, models.api) both implement it."""
 
     family: str
+    long_audio: str = "not stated"  # how audio beyond the model's window is handled (written to the manifest)
     name: str
     revision: str  # what resume keys on
     device: torch.device

@@ -116,6 +116,7 @@ def _check_finite_audio(module: nn.Module, args: tuple, output: Any) -> None:
 
 class Gemma3n(AudioLM):
     family = "gemma-3n"
+    long_audio = "split into equal ≤ 30 s clips, 188 tokens each, one audio item per clip"
     default_system_prompt = None
 
     def load(self) -> tuple[torch.nn.Module, Any]:

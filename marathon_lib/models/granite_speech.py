@@ -37,6 +37,7 @@ TINY_CHAT_TEMPLATE = (
 
 class GraniteSpeech(AudioLM):
     family = "granite-speech"
+    long_audio = "one item of any length (block attention over the whole clip)"
     audio_encoder_path = "model.encoder"
     default_system_prompt = GRANITE_SYSTEM_PROMPT
 

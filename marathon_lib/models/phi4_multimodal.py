@@ -44,6 +44,7 @@ TINY_CHAT_TEMPLATE = (
 
 class Phi4Multimodal(AudioLM):
     family = "phi-4-multimodal"
+    long_audio = "one item of any length (no window in the encoder)"
     audio_encoder_path = "model.embed_tokens_extend.audio_embed.encoder"
     default_system_prompt = None  # the original scripts send a user turn only
 

@@ -27,6 +27,7 @@ SPECIAL_TOKENS = {
 
 class Qwen2Audio(AudioLM):
     family = "qwen2-audio"
+    long_audio = "each item ≤ 30 s (the Whisper window); longer audio split into equal ≤ 30 s items in one turn"
     # None: the checkpoint's chat template inserts its own default ("You are a helpful assistant.").
     default_system_prompt = None
 

@@ -43,6 +43,7 @@ TINY_CHAT_TEMPLATE = (
 
 class Qwen3OmniThinker(AudioLM):
     family = "qwen3-omni"
+    long_audio = "one item of any length (the encoder windows it itself)"
     default_system_prompt = None  # the Qwen3-Omni template has no default system turn
 
     def load(self) -> tuple[torch.nn.Module, Any]:

@@ -44,6 +44,7 @@ SPECIAL_TOKENS = {
 
 class QwenOmniThinker(AudioLM):
     family = "qwen2.5-omni"
+    long_audio = "each item ≤ 300 s (the extractor's window); longer audio split into equal ≤ 300 s items in one turn"
     default_system_prompt = QWEN_SYSTEM_PROMPT
 
     def load(self) -> tuple[torch.nn.Module, Any]:

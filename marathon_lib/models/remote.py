@@ -89,6 +89,7 @@ def aero_messages(clips: int, prompt: str) -> list[dict[str, Any]]:
 
 class Aero1(RemoteCodeLM):
     family = "aero-1"
+    long_audio = "split into equal ≤ 30 s clips, one audio item each"
 
     def load(self) -> tuple[torch.nn.Module, Any]:
         from transformers import AutoModelForCausalLM, AutoProcessor
@@ -122,6 +123,7 @@ def baichuan_prompt(system: str | None, audio_start: str, audio_end: str, wav_pa
 
 class BaichuanOmni(RemoteCodeLM):
     family = "baichuan-omni-1.5"
+    long_audio = "one clip, as the model's own processor reads it"
     default_system_prompt = BAICHUAN_SYSTEM
 
     def load(self) -> tuple[torch.nn.Module, Any]:
@@ -172,6 +174,7 @@ class KimiAudio(RequestModel):
     request (CUDA only), so, as for an API model, only the end-to-end latency is measured."""
 
     family = "kimi-audio"
+    long_audio = "one clip, as kimia_infer reads it"
 
     def __init__(self, name: str, checkpoint: str, device: str, dtype: torch.dtype, attn_implementation: str) -> None:
         if sdk_missing("kimia_infer"):

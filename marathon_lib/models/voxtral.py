@@ -40,6 +40,7 @@ TEKKEN_SPECIALS = [
 
 class Voxtral(AudioLM):
     family = "voxtral"
+    long_audio = "one item padded to a multiple of 30 s (375 placeholders per 30 s; padding not counted as audio); over 40 min refused"
     default_system_prompt = None  # Voxtral's instruct format has no default system prompt
 
     def load(self) -> tuple[torch.nn.Module, Any]:
