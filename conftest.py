@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--results-dir", default=None, help="results directory (default: results/run-<time>)")
     group.addoption("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     group.addoption("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16")
-    group.addoption("--attn-impl", default="sdpa", help="sdpa, eager or flash_attention_2")
+    group.addoption("--attn-impl", dest="attn_implementation", default="sdpa", help="sdpa, eager or flash_attention_2")
     group.addoption("--seed", type=int, default=0, help="seed for synthetic data and seeded methods")
     group.addoption("--synthetic-seconds", type=float, default=60.0, help="length of each synthetic clip")
     group.addoption("--synthetic-samples", type=int, default=3, help="synthetic samples per task")
@@ -99,31 +100,9 @@ def pytest_configure(config: pytest.Config) -> None:
         results_dir = str(Path("results") / datetime.now().strftime("run-%Y%m%d-%H%M%S"))
     os.environ[RESULTS_ENV] = results_dir  # workers inherit it
     try:
-        options = build_options(
-            models=config.getoption("--models"),
-            tasks=config.getoption("--tasks"),
-            pruners=config.getoption("--pruners"),
-            prune_ratio=config.getoption("--prune-ratio"),
-            prune_layer=config.getoption("--prune-layer"),
-            sample_limit=config.getoption("--sample-limit"),
-            data_root=config.getoption("--data-root"),
-            results_dir=results_dir,
-            device=config.getoption("--device"),
-            dtype=config.getoption("--dtype"),
-            attn_implementation=config.getoption("--attn-impl"),
-            seed=config.getoption("--seed"),
-            synthetic_seconds=config.getoption("--synthetic-seconds"),
-            synthetic_samples=config.getoption("--synthetic-samples"),
-            shard=config.getoption("--shard"),
-            presses=config.getoption("--presses"),
-            compression_ratio=config.getoption("--compression-ratio"),
-            press_scope=config.getoption("--press-scope"),
-            press_mode=config.getoption("--press-mode"),
-            trust_remote_code=config.getoption("--trust-remote-code"),
-            decode=config.getoption("--decode"),
-            reuse_audio_encoder=config.getoption("--reuse-audio-encoder"),
-            max_new_tokens=config.getoption("--max-new-tokens"),
-        )
+        # every build_options parameter is the dest of the pytest option of the same name (listed once, above)
+        names = [name for name in inspect.signature(build_options).parameters if name != "results_dir"]
+        options = build_options(results_dir=results_dir, **{name: config.getoption(name) for name in names})
         check_prune_layer(options)
     except ConfigError as err:
         raise pytest.UsageError(str(err)) from None
