@@ -102,16 +102,21 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 
 def rewrite_records(path: Path, records: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = _private_tmp(path)
     tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     os.replace(tmp, path)
 
 
+def _private_tmp(path: Path) -> Path:
+    """A temporary sibling no other process writes: xdist workers may write the same file at once."""
+    return path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
+
+
 def write_json(path: Path, payload: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = _private_tmp(path)
     tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)  # readers never see a half-written file
+    os.replace(tmp, path)  # readers never see a half-written file; the last complete write wins
     return path
 
 

@@ -73,3 +73,26 @@ def test_changed_generation_settings_invalidate_records(tmp_path: Path) -> None:
     assert changed.returncode == 0
     assert json.loads(case_path.read_text())["n_resumed"] == 0
     assert len(lines(tmp_path / "samples" / f"{CASE}.jsonl")) == 3
+
+
+def _write_many(path: str, worker: int) -> None:
+    from marathon_lib.results import write_json
+
+    for index in range(200):
+        write_json(Path(path), {"worker": worker, "index": index})
+
+
+def test_concurrent_writers_of_one_file_never_collide(tmp_path: Path) -> None:
+    """xdist workers write the same manifest at once: each uses its own temporary file, the last write wins."""
+    import multiprocessing
+
+    target = tmp_path / "manifest.json"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_many, args=(str(target), n)) for n in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert json.loads(target.read_text())["index"] == 199
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
