@@ -16,7 +16,7 @@ import torch
 
 from ..errors import DataError
 from .base import AudioLM, ModelInputs, check_feature_coverage
-from .tiny import tokenizer_corpus, train_tokenizer
+from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 
 AUDIO_TOKEN = "<sound>"
 SPECIAL_TOKENS = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "audio_token": AUDIO_TOKEN}
@@ -48,10 +48,6 @@ class AudioFlamingo3(AudioLM):
 
         model = self.from_pretrained(AudioFlamingo3ForConditionalGeneration)
         return model, AudioFlamingo3Processor.from_pretrained(self.checkpoint)
-
-    @property
-    def sampling_rate(self) -> int:
-        return int(self.processor.feature_extractor.sampling_rate)
 
     @property
     def max_audio_seconds(self) -> float:
@@ -96,11 +92,7 @@ class AudioFlamingo3(AudioLM):
                              pad_token_id=ids["pad_token"], eos_token_id=ids["eos_token"]),
             audio_token_id=ids["audio_token"],
         )
-        torch.manual_seed(0)
-        model = AudioFlamingo3ForConditionalGeneration(config)
-        model.generation_config.eos_token_id = ids["eos_token"]
-        model.generation_config.pad_token_id = ids["pad_token"]
-        model.save_pretrained(dest)
+        save_tiny_model(AudioFlamingo3ForConditionalGeneration, config, dest, ids["eos_token"], ids["pad_token"])
         extractor = WhisperFeatureExtractor(feature_size=128, chunk_length=30, return_attention_mask=True)
         AudioFlamingo3Processor(feature_extractor=extractor, tokenizer=tok, chat_template=TINY_CHAT_TEMPLATE,
                                 audio_token=AUDIO_TOKEN).save_pretrained(dest)

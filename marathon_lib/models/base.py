@@ -186,8 +186,11 @@ class AudioLM(BenchModel):
         """Chat-format one audio + prompt, run the processor, locate the audio spans."""
 
     @property
-    @abstractmethod
-    def sampling_rate(self) -> int: ...
+    def sampling_rate(self) -> int:
+        """The rate the processor's audio feature extractor expects."""
+        processor = self.processor
+        extractor = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor")
+        return int(extractor.sampling_rate)
 
     @property
     def tokenizer(self) -> Any:
@@ -207,7 +210,9 @@ class AudioLM(BenchModel):
 
     @staticmethod
     def text_layer_count(config: Any) -> int:
-        """Decoder layers of the language model, from the checkpoint's config (checked before loading)."""
+        """Decoder layers of the language model, from the checkpoint's config (checked before loading); for a full
+        Omni config, the thinker's (not the talker's)."""
+        config = getattr(config, "thinker_config", config)
         return int(config.get_text_config(decoder=True).num_hidden_layers)
 
     def from_pretrained(self, model_class: type, attn_implementation: str | dict | None = None) -> torch.nn.Module:

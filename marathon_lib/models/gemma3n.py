@@ -140,10 +140,6 @@ class Gemma3n(AudioLM):
         return model, processor
 
     @property
-    def sampling_rate(self) -> int:
-        return int(self.processor.feature_extractor.sampling_rate)
-
-    @property
     def max_audio_seconds(self) -> float:
         return CLIP_SECONDS  # the extractor's max_length (480,000 samples); prepare checks it truncated nothing
 

@@ -20,7 +20,7 @@ import torch
 from ..errors import DataError
 from .base import AudioLM, ModelInputs
 from .processors import install_granite_mel_shim
-from .tiny import tokenizer_corpus, train_tokenizer
+from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 
 # The model card's example system prompt (a fixed date keeps prompts deterministic).
 GRANITE_SYSTEM_PROMPT = (
@@ -49,10 +49,6 @@ class GraniteSpeech(AudioLM):
         attn = {"": self.attn_implementation, "text_config": self.attn_implementation, "projector_config": "eager"}
         model = self.from_pretrained(GraniteSpeechForConditionalGeneration, attn_implementation=attn)
         return model, GraniteSpeechProcessor.from_pretrained(self.checkpoint)
-
-    @property
-    def sampling_rate(self) -> int:
-        return int(self.processor.audio_processor.sampling_rate)
 
     @property
     def audio_token_id(self) -> int:
@@ -104,9 +100,5 @@ class GraniteSpeech(AudioLM):
             audio_token_index=ids["audio_token"],
             has_lora_adapter=False,
         )
-        torch.manual_seed(0)
-        model = GraniteSpeechForConditionalGeneration(config)
-        model.generation_config.eos_token_id = ids["eos_token"]
-        model.generation_config.pad_token_id = ids["pad_token"]
-        model.save_pretrained(dest)
+        save_tiny_model(GraniteSpeechForConditionalGeneration, config, dest, ids["eos_token"], ids["pad_token"])
         GraniteSpeechProcessor(audio_processor=GraniteSpeechFeatureExtractor(), tokenizer=tok).save_pretrained(dest)

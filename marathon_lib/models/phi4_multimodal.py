@@ -20,7 +20,7 @@ import torch
 from ..errors import DataError
 from .base import AudioLM, ModelInputs
 from .processors import StubImageProcessor
-from .tiny import tokenizer_corpus, train_tokenizer
+from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 
 SPECIAL_TOKENS = {
     "bos_token": "<|endoftext|>",
@@ -75,10 +75,6 @@ class Phi4Multimodal(AudioLM):
         return int(config.num_hidden_layers)  # the language model is the top-level config
 
     @property
-    def sampling_rate(self) -> int:
-        return int(self.processor.audio_processor.sampling_rate)
-
-    @property
     def audio_token_id(self) -> int:
         return int(self.model.config.audio_config.audio_token_id)
 
@@ -125,11 +121,7 @@ class Phi4Multimodal(AudioLM):
             vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                                image_token_id=ids["image_token"]),
         )
-        torch.manual_seed(0)
-        model = Phi4MultimodalForCausalLM(config)
-        model.generation_config.eos_token_id = ids["eos_token"]
-        model.generation_config.pad_token_id = ids["pad_token"]
-        model.save_pretrained(dest)
+        save_tiny_model(Phi4MultimodalForCausalLM, config, dest, ids["eos_token"], ids["pad_token"])
         tok.save_pretrained(dest)
         Phi4MultimodalFeatureExtractor().save_pretrained(dest)
         # the processor itself needs an image processor to construct; only its template is saved here

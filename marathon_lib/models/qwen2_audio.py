@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .base import AudioLM, ModelInputs, check_feature_coverage, split_audio
-from .tiny import tokenizer_corpus, train_tokenizer
+from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 
 SPECIAL_TOKENS = {
     "eos_token": "<|im_end|>",
@@ -36,10 +36,6 @@ class Qwen2Audio(AudioLM):
 
         model = self.from_pretrained(Qwen2AudioForConditionalGeneration)
         return model, Qwen2AudioProcessor.from_pretrained(self.checkpoint)
-
-    @property
-    def sampling_rate(self) -> int:
-        return int(self.processor.feature_extractor.sampling_rate)
 
     @property
     def max_audio_seconds(self) -> float:
@@ -80,11 +76,7 @@ class Qwen2Audio(AudioLM):
                              pad_token_id=ids["pad_token"], eos_token_id=ids["eos_token"]),
             audio_token_index=ids["audio_token"],
         )
-        torch.manual_seed(0)
-        model = Qwen2AudioForConditionalGeneration(config)
-        model.generation_config.eos_token_id = ids["eos_token"]
-        model.generation_config.pad_token_id = ids["pad_token"]
-        model.save_pretrained(dest)
+        save_tiny_model(Qwen2AudioForConditionalGeneration, config, dest, ids["eos_token"], ids["pad_token"])
         # The real checkpoint's extractor: 128 mel bins, 30 s window (750 tokens), padded to the window.
         extractor = WhisperFeatureExtractor(feature_size=128, chunk_length=30, return_attention_mask=True)
         # chat_template=None -> the processor's own template, the one the hub checkpoint ships.

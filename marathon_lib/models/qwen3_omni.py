@@ -16,7 +16,7 @@ import torch
 
 from .base import AudioLM, ModelInputs, check_feature_coverage
 from .processors import StubImageProcessor, load_processor, stub_video_processor_class
-from .tiny import tokenizer_corpus, train_tokenizer
+from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 
 SPECIAL_TOKENS = {
     "eos_token": "<|im_end|>",
@@ -56,15 +56,6 @@ class Qwen3OmniThinker(AudioLM):
             image_processor=StubImageProcessor(), video_processor=stub_video_processor_class()(),
         )
         return model, processor
-
-    @staticmethod
-    def text_layer_count(config: Any) -> int:
-        thinker = getattr(config, "thinker_config", config)
-        return int(thinker.text_config.num_hidden_layers)
-
-    @property
-    def sampling_rate(self) -> int:
-        return int(self.processor.feature_extractor.sampling_rate)
 
     @property
     def audio_token_id(self) -> int:
@@ -107,11 +98,7 @@ class Qwen3OmniThinker(AudioLM):
         )
         config.vision_start_token_id = ids["vision_bos_token"]  # read by get_rope_index
         config.audio_end_token_id = ids["audio_eos_token"]
-        torch.manual_seed(0)
-        model = Qwen3OmniMoeThinkerForConditionalGeneration(config)
-        model.generation_config.eos_token_id = ids["eos_token"]
-        model.generation_config.pad_token_id = ids["pad_token"]
-        model.save_pretrained(dest)
+        save_tiny_model(Qwen3OmniMoeThinkerForConditionalGeneration, config, dest, ids["eos_token"], ids["pad_token"])
         # The real checkpoint's extractor: 128 mel bins; the processor pads to the longest clip, never truncates.
         extractor = WhisperFeatureExtractor(feature_size=128, return_attention_mask=True)
         Qwen3OmniMoeProcessor(image_processor=StubImageProcessor(), video_processor=stub_video_processor_class()(),

@@ -61,16 +61,6 @@ class QwenOmniThinker(AudioLM):
         )
         return model, processor
 
-    @staticmethod
-    def text_layer_count(config: Any) -> int:
-        """Decoder layers of the thinker's language model (not the talker's)."""
-        thinker = getattr(config, "thinker_config", config)
-        return int(thinker.text_config.num_hidden_layers)
-
-    @property
-    def sampling_rate(self) -> int:
-        return int(self.processor.feature_extractor.sampling_rate)
-
     @property
     def max_audio_seconds(self) -> float:
         # The real checkpoint's extractor pads/truncates to chunk_length = 300 s; longer audio is split.

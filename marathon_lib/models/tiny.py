@@ -12,7 +12,9 @@ import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import torch
 import transformers
 from filelock import FileLock
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -75,3 +77,12 @@ def ensure_tiny_checkpoint(family: str, build: Callable[[Path], None], cache_roo
         os.replace(staging, dest)
         (dest / "COMPLETE").write_text(f"{family} {TINY_VERSION} transformers {transformers.__version__}\n")
     return dest
+
+
+def save_tiny_model(model_class: type, config: Any, dest: Path, eos: int | list[int], pad: int) -> None:
+    """Seeded random weights from `config`, with the tiny tokenizer's stop and pad ids in the generation config."""
+    torch.manual_seed(0)
+    model = model_class(config)
+    model.generation_config.eos_token_id = eos
+    model.generation_config.pad_token_id = pad
+    model.save_pretrained(dest)

@@ -55,10 +55,6 @@ class Voxtral(AudioLM):
         return model, processor
 
     @property
-    def sampling_rate(self) -> int:
-        return int(self.processor.feature_extractor.sampling_rate)
-
-    @property
     def audio_token_id(self) -> int:
         return int(self.model.config.audio_token_id)
 
