@@ -31,10 +31,8 @@ REMOTE = ["lmms-lab/Aero-1-Audio-1.5B", "baichuan-inc/Baichuan-Omni-1d5", "moons
 
 
 def options(models: str, trust_remote_code: bool):
-    return build_options(models=models, tasks="TAU", pruners="base,fast_v", prune_ratio="0.5", prune_layer=2,
-                         sample_limit=0, data_root=None, results_dir="r", device="cpu", dtype="auto",
-                         attn_implementation="sdpa", seed=0, synthetic_seconds=1, synthetic_samples=1,
-                         trust_remote_code=trust_remote_code)
+    return build_options(models=models, tasks="TAU", pruners="base,fast_v", prune_ratio="0.5", results_dir="r",
+                         device="cpu", trust_remote_code=trust_remote_code)
 
 
 @pytest.mark.parametrize("name", REMOTE)

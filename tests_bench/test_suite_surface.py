@@ -64,14 +64,41 @@ def collected(proc: Proc) -> list[str]:
 BAD_OPTIONS = {  # id -> (args, words the message must contain); every option's checks: test_options.py
     "prune-ratio-1.2": (["--prune-ratio", "1.2"], ["--prune-ratio", "1.2"]),
     "models-unknown": (["--models", "nope"], ["model", "nope"]),
+    "results-dir-file": (["--results-dir", __file__], ["--results-dir", "is a file"]),
+    "device-tpu": (["--device", "tpu"], ["--device tpu"]),
+    "attn-flash": (["--attn-impl", "flash_attention_2"], ["--attn-impl flash_attention_2"]),
+    "empty-item": (["--prune-ratio", "0.5,,0.7"], ["--prune-ratio", "empty item"]),
+    "unused-ratio": (["--pruners", "base", "--prune-ratio", "0.5"], ["--prune-ratio 0.5", "no case uses it"]),
 }
+# The design card's command line, typed as is (no test path); its cases: base and every pruner at 0.5.
+CARD = ["-k", "qwen and TAU", "--prune-ratio", "0.5"]
+CARD_NODES = [f"tests_bench/test_cases.py::test_case[TAU-tiny-qwen2.5-omni-{method}]"
+              for method in ("base", "random-r0.5-L2", "frame-r0.5-L2", "fast_v-r0.5-L2", "dart-r0.5-L2")]
+PYTEST = [str(Path(sys.executable).parent / "pytest")]  # the console script a user types
 
 
 @pytest.fixture(scope="module")
-def quick_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Proc, Path | None]]:
+def existing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folders that exist before the run, given as option values (a data root, a results dir of a run 1)."""
+    folder = tmp_path_factory.mktemp("existing")
+    for name in ("data", "run1"):
+        (folder / name).mkdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory: pytest.TempPathFactory, existing: Path) -> dict[str, tuple[Proc, Path | None]]:
     """Collection runs and usage errors, concurrently. Usage errors get an empty cache of their own:
     nothing may be built in it (no synthetic data, no tiny checkpoint) before the option is rejected."""
+    relative = Path(os.path.relpath(existing, ROOT))
     jobs: dict[str, tuple[list[str], Path | None]] = {
+        "card": ([*CARD, "--collect-only", "-q"], None),
+        "card-existing": ([*CARD, "--data-root", str(existing / "data"), "--results-dir", str(existing / "run1"),
+                           "--collect-only", "-q"], None),
+        "card-existing-relative": ([*CARD, "--data-root", str(relative / "data"), "--results-dir",
+                                    str(relative / "run1"), "--collect-only", "-q"], None),
+        "card-test-path": (["tests_bench/test_cases.py", *CARD, "--results-dir", str(existing / "run1"),
+                            "--collect-only", "-q"], None),
         "keyword": (["--collect-only", "-q", "-k", "qwen and TAU", "--prune-ratio", "0.0", *SYNTHETIC], None),
         "tasks": (["--tasks", "TAU,HAD", "--collect-only", "-q", "tests_bench/test_cases.py", *SYNTHETIC], None),
         "family": (["--tasks", "TAU", "--models", FAMILY_MODELS, "-k", "phi4 or flamingo", "--collect-only", "-q",
@@ -81,8 +108,20 @@ def quick_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Proc
         cache = tmp_path_factory.mktemp(f"cache-{name}")
         jobs[name] = ([*args, *SYNTHETIC, "tests_bench/test_cases.py"], cache)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {name: pool.submit(run, args, cache, 300) for name, (args, cache) in jobs.items()}
+        futures = {name: pool.submit(run, args, cache, 300, PYTEST) for name, (args, cache) in jobs.items()}
         return {name: (future.result(), jobs[name][1]) for name, future in futures.items()}
+
+
+@pytest.mark.parametrize("name", ["card", "card-existing", "card-existing-relative", "card-test-path"])
+def test_card_command_prunes_at_the_ratio(quick_runs, existing: Path, name: str):
+    """`pytest -k "qwen and TAU" --prune-ratio 0.5`: base plus every pruner at 0.5, also when option values are
+    existing folders (absolute or relative) and with or without the test path."""
+    proc, _ = quick_runs[name]
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert collected(proc) == CARD_NODES, proc.output[-3000:]
+    assert "Unknown pytest.mark" not in proc.output  # the project's pytest.ini was read (its markers)
+    for folder in (existing / "data", existing / "run1"):  # the session was not rooted in them
+        assert not any(folder.iterdir()), sorted(p.name for p in folder.iterdir())
 
 
 def test_keyword_selects_exactly_one_case(quick_runs):
@@ -122,14 +161,28 @@ def test_bad_option_is_a_usage_error(quick_runs, name: str):
 
 # --------------------------------------------------------------------------- one real case
 
+def real_args(out: Path) -> list[str]:
+    """The README's run, no test path: the second time, the results folder exists (the resume recipe)."""
+    return ["-k", "qwen and TAU", "--sample-limit", "1", "--results-dir", str(out / "results"), "--json-report",
+            "--json-report-file", str(out / "r.json"), *SYNTHETIC]
+
+
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Proc, Path]:
     out = tmp_path_factory.mktemp("real-run")
-    results = out / "results"
-    proc = run(["-k", "TAU", "--sample-limit", "1", "--results-dir", str(results), "--json-report",
-                "--json-report-file", str(out / "r.json"), "-p", "no:randomly", *SYNTHETIC,
-                "tests_bench/test_cases.py"])
-    return proc, out
+    return run(real_args(out), exe=PYTEST), out
+
+
+def test_same_command_again_resumes(real_run):
+    """Start the same command again: the existing results folder is read as the option's value, and the
+    recorded sample is reused, not recomputed."""
+    first, out = real_run
+    assert first.returncode == 0, first.output[-3000:]
+    again = run(real_args(out), exe=PYTEST)
+    assert again.returncode == 0, again.output[-3000:]
+    assert "1 passed" in again.output and "resumed" in again.output
+    case = json.loads((out / "results" / "cases" / f"{CASE_ID}.json").read_text())
+    assert case["n_resumed"] == 1 and case["metrics"]["n"] == 1
 
 
 def test_real_run_passes(real_run):
