@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import MarathonError
+from .options import add_options, parse_ratios, split_list
 from .paths import cache_root
 from .report import merge_newest, rescore, write_report
 from .results import ResultsDir, write_json
@@ -150,12 +151,12 @@ def _efficiency(args: argparse.Namespace) -> None:
     result = run_efficiency(
         shape=args.shape or ("qwen2.5-omni-7b" if gpu else "small-cpu"),
         device="cuda" if gpu else "cpu",
-        dtype=args.dtype or ("bfloat16" if gpu else "float32"),
+        dtype=("bfloat16" if gpu else "float32") if args.dtype == "auto" else args.dtype,
         tokens=args.tokens or (7500 if gpu else 2000),
         audio_tokens=args.audio_tokens or (7436 if gpu else 1936),
-        layer=args.layer,
-        ratios=tuple(float(r) for r in args.ratios.split(",")),
-        pruners=tuple(args.pruners.split(",")),
+        layer=args.prune_layer,
+        ratios=tuple(parse_ratios(args.prune_ratio)),
+        pruners=tuple(split_list(args.pruners, "--pruners")),
         repeats=args.repeats,
     )
     print(format_table(result))
@@ -176,12 +177,12 @@ def _decode_bench(args: argparse.Namespace) -> None:
     result = run_decode_bench(
         model=args.model or ("shape:Qwen/Qwen2.5-Omni-7B" if gpu else "tiny-qwen2.5-omni"),
         device="cuda" if gpu else "cpu",
-        dtype=args.dtype or ("bfloat16" if gpu else "float32"),
+        dtype=("bfloat16" if gpu else "float32") if args.dtype == "auto" else args.dtype,
         prompt_tokens=args.prompt_tokens or (7500 if gpu else 2000),
         new_tokens=args.new_tokens,
         modes=tuple(args.modes.split(",")),
-        prune_ratios=tuple(float(r) for r in args.prune_ratios.split(",")),
-        layer=args.layer,
+        prune_ratios=tuple(parse_ratios(args.prune_ratio)),
+        layer=args.prune_layer,
         repeats=args.repeats,
     )
     print(format_decode_table(result))
@@ -190,7 +191,7 @@ def _decode_bench(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marathon", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -215,12 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     compare = sub.add_parser("compare", help="gate a results directory against a baseline; exit 1 on a failure")
     compare.add_argument("new", help="results directory to check")
     compare.add_argument("base", help="baseline JSON, or a results directory to use as the baseline")
-    compare.add_argument("--max-score-drop", type=float,
-                         help="points a score may drop (default: one-sided 95%% Wilson lower bound at the case's n)")
-    compare.add_argument("--max-slowdown", type=float,
-                         help="allowed prefill / per-token decode slowdown ratio, e.g. 1.2 (default: timing not gated)")
-    compare.add_argument("--min-retained", type=float,
-                         help="%% of the same run's base score a pruned case must keep (default: not gated)")
+    add_options(compare.add_argument, ("max_score_drop", "max_slowdown", "min_retained"))
     compare.add_argument("--z", type=float, default=1.645, help="z of the Wilson bound (default 1.645)")
     compare.set_defaults(func=_compare)
 
@@ -267,12 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     efficiency = sub.add_parser("efficiency", help="prefill time of each pruner vs the ideal token fraction")
     efficiency.add_argument("--shape", help="shipped config: qwen2.5-omni-7b (GPU default), qwen2.5-omni-3b, small-cpu")
     efficiency.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
-    efficiency.add_argument("--dtype", help="default bfloat16 on GPU, float32 on CPU")
+    add_options(efficiency.add_argument, ("dtype",))
     efficiency.add_argument("--tokens", type=int, help="prompt tokens (default 7500 on GPU, 2000 on CPU)")
     efficiency.add_argument("--audio-tokens", type=int, help="audio tokens in the prompt (7436 / 1936)")
-    efficiency.add_argument("--layer", type=int, default=2)
-    efficiency.add_argument("--ratios", default="0,0.5,0.9")
-    efficiency.add_argument("--pruners", default="random,frame,fast_v,dart")
+    add_options(efficiency.add_argument, ("pruners", "prune_ratio", "prune_layer"), pruners="random,frame,fast_v,dart",
+                prune_ratio="0,0.5,0.9")
     efficiency.add_argument("--repeats", type=int, default=5)
     efficiency.add_argument("--out", help="also write the table as JSON here")
     efficiency.set_defaults(func=_efficiency)
@@ -280,17 +275,20 @@ def main(argv: list[str] | None = None) -> int:
     decode = sub.add_parser("decode-bench", help="ms per new token: eager generate vs static cache vs compiled step")
     decode.add_argument("--model", help="default shape:Qwen/Qwen2.5-Omni-7B on GPU, tiny-qwen2.5-omni on CPU")
     decode.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
-    decode.add_argument("--dtype", help="default bfloat16 on GPU, float32 on CPU")
+    add_options(decode.add_argument, ("dtype",))
     decode.add_argument("--prompt-tokens", type=int, help="prompt length (default 7500 on GPU, 2000 on CPU)")
     decode.add_argument("--new-tokens", type=int, default=64)
     decode.add_argument("--modes", default="eager,static,compiled")
-    decode.add_argument("--prune-ratios", default="0,0.5", help="also decode over caches pruned at --layer")
-    decode.add_argument("--layer", type=int, default=2)
+    add_options(decode.add_argument, ("prune_ratio", "prune_layer"), prune_ratio="0,0.5")
     decode.add_argument("--repeats", type=int, default=3)
     decode.add_argument("--threads", type=int, default=1, help="CPU threads (CPU runs only; default 1)")
     decode.add_argument("--out", help="also write the table as JSON here")
     decode.set_defaults(func=_decode_bench)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0  # compare returns 1 when a gate fails

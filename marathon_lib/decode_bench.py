@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from .models import AudioLM, load_model, resolve_model
-from .models.base import ModelInputs
 from .models.decode import DECODE_MODES
+from .models.inputs import ModelInputs
 from .pruning import PRUNERS, PruneHook
 
 

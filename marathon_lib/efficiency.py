@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-from .pruning import PRUNERS, PruneHook, TextStack
+from .pruning import PRUNERS, PruneHook
 from .pruning.selectors import kept_count
+from .textstack import TextStack
 from .timing import Clock
 
 

@@ -7,16 +7,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 from .kv import MODES, PRESSES, SCOPES
-from .models import DTYPES, MODELS, resolve_model
-from .models.decode import DECODE_MODES
-from .pruning import METHODS, PRUNERS
 from .tasks import TASKS
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
@@ -79,6 +76,21 @@ SUITE_OPTIONS: tuple[Option, ...] = (
                                          "Baichuan-Omni, Kimi-Audio)", switch=True),
 )
 OPTION_FLAGS = {option.name: option.flag for option in SUITE_OPTIONS}
+
+
+def add_options(add: Callable[..., Any], names: Sequence[str] | None = None, **defaults: Any) -> None:
+    """Declare table options through `add` (pytest's `group.addoption` or argparse's `add_argument`: one
+    spelling and help everywhere); `defaults` overrides a default for one command (e.g. a benchmark's ratios)."""
+    chosen = [o for o in SUITE_OPTIONS if names is None or o.name in names]
+    missing = set(names or ()) - {o.name for o in chosen}
+    if missing:
+        raise ValueError(f"not in the option table: {sorted(missing)}")
+    for option in chosen:
+        default = defaults.get(option.name, option.default)
+        if option.switch:
+            add(option.flag, dest=option.name, action="store_true", default=default, help=option.help)
+        else:
+            add(option.flag, dest=option.name, default=default, type=option.type, help=option.help)
 
 
 def split_list(value: str | None, option: str) -> list[str]:
@@ -162,6 +174,9 @@ def in_shard(case_id: str, sample_id: str, shard: tuple[int, int] | None) -> boo
 def build_options(**given: Any) -> RunOptions:
     """Validate raw option values (keyed by option name, as pytest stores them); missing ones take the
     table's defaults."""
+    from .models import DTYPES, MODELS, resolve_model  # the registries load torch: only when options are built
+    from .models.decode import DECODE_MODES
+
     unknown = set(given) - set(OPTION_FLAGS)
     if unknown:
         raise TypeError(f"build_options: unknown option(s) {sorted(unknown)}")
@@ -233,6 +248,8 @@ def build_options(**given: Any) -> RunOptions:
 def _pruners(given: str | None, ratio_given: str | None, ratios: list[float]) -> list[str]:
     """A ratio > 0 without --pruners means "prune at this ratio": base (the reference) and every pruner.
     A ratio > 0 that no case would use is refused, never silently dropped."""
+    from .pruning import METHODS, PRUNERS
+
     if given is None:
         return ["base", *PRUNERS.names()] if any(r > 0 for r in ratios) else ["base"]
     names = split_list(given, "--pruners") or ["base"]
@@ -303,7 +320,7 @@ def check_prune_layer(options: RunOptions, models_cache: Path) -> None:
     """--prune-layer must name a layer the model has (1..N-1); checked from the config, before any load."""
     if options.pruners == ["base"] or not set(options.pruners) - {"base"}:
         return
-    from .models import text_layer_count
+    from .models import resolve_model, text_layer_count
 
     for name in options.models:
         entry = resolve_model(name)

@@ -19,16 +19,9 @@ GROUP = "marathon"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from .options import SUITE_OPTIONS  # imports the registries (torch, transformers) only when pytest starts
+    from .options import add_options
 
-    group = parser.getgroup(GROUP, "AudioMarathon benchmark")
-    for option in SUITE_OPTIONS:
-        if option.switch:
-            group.addoption(option.flag, dest=option.name, action="store_true", default=option.default,
-                            help=option.help)
-        else:
-            group.addoption(option.flag, dest=option.name, default=option.default, type=option.type,
-                            help=option.help)
+    add_options(parser.getgroup(GROUP, "AudioMarathon benchmark").addoption)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -16,7 +16,8 @@ import torch
 from .audio import file_sha1, load_audio
 from .errors import DataError
 from .metrics import case_metrics
-from .models.base import BenchModel, Generation, ModelInputs, span_positions
+from .models.base import BenchModel
+from .models.inputs import Generation, ModelInputs, span_positions
 from .pruning import PruneHook
 from .pruning.selectors import kept_count
 from .results import SCHEMA_VERSION, ResultsDir, SampleLog, now_iso, read_records, rewrite_records

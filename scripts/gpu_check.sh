@@ -30,7 +30,7 @@ step() {  # step <seconds> <title> <command...>
 
 step 270 "decode speed, shape:Qwen/Qwen2.5-Omni-7B" \
     python3 -m marathon_lib.cli decode-bench --prompt-tokens 7500 --new-tokens 64 --modes eager,compiled \
-    --prune-ratios 0,0.5 --repeats 2 --out "$OUT/decode.json"
+    --prune-ratio 0,0.5 --repeats 2 --out "$OUT/decode.json"
 step 120 "prefill efficiency, qwen2.5-omni-7b" \
     python3 -m marathon_lib.cli efficiency --repeats 3 --out "$OUT/efficiency.json"
 MARATHON_TEST_DEVICE=cuda step 120 "static/compiled decode == eager on CUDA (tiny checkpoints)" \

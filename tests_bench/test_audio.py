@@ -18,7 +18,8 @@ import torch
 
 from marathon_lib.audio import load_audio
 from marathon_lib.errors import DataError
-from marathon_lib.models.base import AudioLM, AudioSpan, Generation, ModelInputs
+from marathon_lib.models.base import AudioLM
+from marathon_lib.models.inputs import AudioSpan, Generation, ModelInputs
 from marathon_lib.results import ResultsDir
 from marathon_lib.runner import CaseRunner, CaseSpec
 from marathon_lib.tasks import TASKS

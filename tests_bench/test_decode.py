@@ -13,10 +13,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixtures.models import use_decode_mode
 from fixtures.tiny import TEST_DEVICE, TinyModels
 from marathon_lib.models import AudioLM
-from marathon_lib.models.decode import BUCKET_TOKENS, CompactLayer, bucket_size, decode_support
+from marathon_lib.models.decode import BUCKET_TOKENS, CompactLayer, bucket_size, decode_support, use_decode_mode
 from marathon_lib.pruning import PRUNERS, PruneHook
 from marathon_lib.pruning.selectors import kept_count
 from marathon_lib.runner import content_positions, sample_generator

@@ -33,13 +33,13 @@ import torch
 from fixtures.tiny import TinyModels
 from marathon_lib.errors import DataError
 from marathon_lib.models import FAMILIES, MODEL_TYPES, MODELS, AudioLM, checkpoint_of, load_model, resolve_model
-from marathon_lib.models.base import find_audio_spans, span_positions
+from marathon_lib.models.inputs import find_audio_spans, span_positions
 from marathon_lib.paths import cache_root
 from marathon_lib.pruning import PRUNERS, PruneHook
-from marathon_lib.pruning.hook import family_limit_refusal
 from marathon_lib.results import ResultsDir
 from marathon_lib.runner import CaseRunner, CaseSpec
 from marathon_lib.tasks import TASKS
+from marathon_lib.textstack import family_limit_refusal
 
 SR = 16000
 K = 2

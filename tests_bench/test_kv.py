@@ -231,7 +231,7 @@ def test_qwen3_omni_presses_score_the_queries_its_attention_uses(loaded) -> None
     from kvpress.utils import get_prerope_query_states
 
     from marathon_lib.kv.presses import normed_queries
-    from marathon_lib.pruning.hook import project_qk
+    from marathon_lib.textstack import project_qk
 
     model, _ = _load(loaded, "qwen3-omni")
     attn = model.text_stack().layers[1].self_attn

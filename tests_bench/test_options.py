@@ -135,3 +135,21 @@ def test_one_option_table() -> None:
     assert {plural.get(name, name) for name in names} == fields
     with pytest.raises(TypeError, match="unknown option"):
         build_options(**GOOD, prune_ratios="0.5")
+
+
+@pytest.mark.parametrize("command", [["efficiency"], ["decode-bench"], ["compare", "new", "base"]])
+def test_cli_spells_options_as_pytest_does(command: list[str]) -> None:
+    """`marathon` subcommands take the table's spelling (--prune-ratio, --prune-layer, ...), never their own."""
+    from marathon_lib.cli import build_parser
+
+    parser = build_parser()
+    shared = {"efficiency": ["--prune-ratio", "0.3,0.7", "--prune-layer", "3", "--dtype", "bfloat16"],
+              "decode-bench": ["--prune-ratio", "0.3,0.7", "--prune-layer", "3", "--dtype", "bfloat16"],
+              "compare": ["--max-score-drop", "2", "--max-slowdown", "1.2", "--min-retained", "90"]}[command[0]]
+    args = parser.parse_args([*command, *shared])
+    for flag, value in zip(shared[::2], shared[1::2]):
+        option = next(o for o in SUITE_OPTIONS if o.flag == flag)
+        assert getattr(args, option.name) == (option.type(value) if option.type else value)
+    for old in ("--ratios", "--prune-ratios", "--layer"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command, old, "1"])

@@ -22,8 +22,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from marathon_lib.pruning import PRUNERS, DartPruner, PruneHook, find_text_stack, kept_count
+from marathon_lib.pruning import PRUNERS, DartPruner, PruneHook, kept_count
 from marathon_lib.pruning.selectors import select_dart, select_frame, select_random, select_top_scores
+from marathon_lib.textstack import find_text_stack
 
 PURE = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MODEL = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow],
@@ -215,6 +216,64 @@ def test_select_dart_invariants(layout: tuple[int, torch.Tensor], ratio: float, 
         assert set(positions[pivots].tolist()) <= set(kept.tolist())
         if n <= audio_pivots:  # fewer slots than pivots: exactly the strongest n
             assert torch.equal(kept, positions[sorted(pivots)])
+
+
+def dart_with_host_loop(positions: torch.Tensor, n_keep: int, key_norms: torch.Tensor, hidden: torch.Tensor,
+                        text_key_norms: torch.Tensor, text_hidden: torch.Tensor, audio_pivots: int,
+                        text_pivots: int) -> torch.Tensor:
+    """Oracle: select_dart as it was before its picks stayed on the device (each picked index was converted to
+    a Python int, a host sync per kept token on CUDA). The device version must keep exactly these tokens."""
+    n_audio = positions.numel()
+    if n_keep >= n_audio:
+        return positions.clone()
+    by_norm = torch.sort(key_norms.float(), descending=True, stable=True).indices
+    if audio_pivots == 0 and (text_pivots == 0 or text_key_norms.numel() == 0):
+        audio_pivots = 1
+    n_audio_pivots = min(audio_pivots, n_keep)
+    kept = [int(i) for i in by_norm[:n_audio_pivots]]
+    text_order = torch.sort(text_key_norms.float(), descending=True, stable=True).indices[:text_pivots]
+    unit = torch.nn.functional.normalize(hidden.float(), dim=-1)
+    pivots = [unit[i] for i in kept] + [torch.nn.functional.normalize(text_hidden[i].float(), dim=-1)
+                                         for i in text_order]
+    budget = n_keep - n_audio_pivots
+    candidates = torch.ones(n_audio, dtype=torch.bool)
+    candidates[kept] = False
+    for rank, pivot in enumerate(pivots):
+        quota = budget // len(pivots) + (1 if rank < budget % len(pivots) else 0)
+        if quota == 0:
+            continue
+        similarity = unit @ pivot
+        similarity[~candidates] = math.inf
+        picks = torch.sort(similarity, stable=True).indices[:quota]
+        candidates[picks] = False
+        kept.extend(int(i) for i in picks)
+    return positions[torch.sort(torch.tensor(kept, dtype=torch.long)).values]
+
+
+@given(
+    layout=layouts(),
+    ratio=ratios,
+    mode=st.sampled_from(SCORE_MODES),
+    seed=st.integers(0, 2**31),
+    audio_pivots=st.integers(0, 8),
+    text_pivots=st.integers(0, 8),
+    n_text=st.integers(0, 12),
+    dim=st.sampled_from([1, 2, 8, 64]),
+)
+@PURE
+def test_select_dart_keeps_what_the_host_loop_kept(layout: tuple[int, torch.Tensor], ratio: float, mode: str,
+                                                   seed: int, audio_pivots: int, text_pivots: int, n_text: int,
+                                                   dim: int) -> None:
+    """Same keep sets as the per-token host loop, ties included (tied norms, duplicated and constant rows)."""
+    _, positions = layout
+    n_audio = positions.numel()
+    norms = make_scores(n_audio, mode, seed).abs()
+    hidden = make_hidden(n_audio, dim, mode, seed + 1)
+    text_norms = make_scores(n_text, mode, seed + 2).abs()
+    text_hidden = make_hidden(n_text, dim, mode, seed + 3)
+    n = kept_count(n_audio, ratio)
+    args = (positions, n, norms, hidden, text_norms, text_hidden, audio_pivots, text_pivots)
+    assert torch.equal(select_dart(*args), dart_with_host_loop(*args))
 
 
 def test_select_dart_fewer_slots_than_pivots() -> None:

@@ -34,11 +34,12 @@ import pytest
 import torch
 
 from marathon_lib.models import load_model, resolve_model
-from marathon_lib.models.base import span_positions
+from marathon_lib.models.inputs import span_positions
 from marathon_lib.paths import cache_root
-from marathon_lib.pruning import PRUNERS, FastVPruner, PruneHook, find_text_stack
+from marathon_lib.pruning import PRUNERS, FastVPruner, PruneHook
 from marathon_lib.pruning.selectors import select_top_scores
 from marathon_lib.runner import CaseRunner, CaseSpec, sample_generator
+from marathon_lib.textstack import find_text_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTNS = ("sdpa", "eager")
@@ -483,7 +484,7 @@ def test_random_pruning_is_reproducible_per_sample(harnesses: dict[str, Harness]
 # ------------------------------------------------------------------------------------------------------
 def hook_counts(stack) -> list[int]:
     """Pruning callbacks per layer; the module itself only ever holds the one LayerHooks dispatcher."""
-    from marathon_lib.pruning.hook import layer_hooks
+    from marathon_lib.textstack import layer_hooks
 
     counts = [len(layer_hooks(layer).callbacks) for layer in stack.layers]
     assert all(len(layer._forward_pre_hooks) == 1 for layer in stack.layers)

@@ -15,7 +15,7 @@ import torch
 from marathon_lib.errors import ConfigError, DataError
 from marathon_lib.models import load_model, resolve_model
 from marathon_lib.models.api import encode_wav
-from marathon_lib.models.base import AudioSpan, find_audio_spans, split_audio
+from marathon_lib.models.inputs import AudioSpan, find_audio_spans, split_audio
 from marathon_lib.models.remote import (
     AERO_CLIP_SECONDS,
     aero_messages,

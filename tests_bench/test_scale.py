@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import GPUS_ENV, pin_worker_gpu
+from marathon_lib.errors import ConfigError, DataError
 from marathon_lib.merge import merge_results
 from marathon_lib.options import in_shard, parse_shard
-from marathon_lib.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--tasks", "TAU,HAD", "--synthetic-seconds", "6", "--synthetic-samples", "3"]

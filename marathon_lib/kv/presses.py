@@ -18,8 +18,8 @@ from torch import nn
 from transformers.models.gemma3.modeling_gemma3 import Gemma3Attention
 from transformers.models.qwen3.modeling_qwen3 import Qwen3Attention
 
-from ..pruning.hook import TextStack, compose_mrope
 from ..pruning.selectors import kept_count
+from ..textstack import TextStack, compose_mrope
 from . import PRESSES
 
 # The attention classes whose q_norm kvpress.utils.get_prerope_query_states applies itself.

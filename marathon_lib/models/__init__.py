@@ -17,9 +17,10 @@ from ..errors import ConfigError
 from ..registry import Registry
 from .api import API_FAMILIES, missing_key, sdk_missing
 from .audio_flamingo3 import AudioFlamingo3
-from .base import AudioLM, AudioSpan, BenchModel, Generation, ModelInputs, find_audio_spans
+from .base import AudioLM, BenchModel
 from .gemma3n import Gemma3n
 from .granite_speech import GraniteSpeech
+from .inputs import AudioSpan, Generation, ModelInputs, find_audio_spans
 from .phi4_multimodal import Phi4Multimodal
 from .qwen2_audio import Qwen2Audio
 from .qwen3_omni import Qwen3OmniThinker

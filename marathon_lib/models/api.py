@@ -27,7 +27,8 @@ import torch
 
 from ..errors import ConfigError
 from ..timing import Timing
-from .base import BenchModel, Generation, InputsCache
+from .base import BenchModel
+from .inputs import Generation, InputsCache
 
 API_SAMPLING_RATE = 16_000  # 16 kHz mono PCM16: what both services resample to; about 1.9 MB per minute
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import AudioLM, ModelInputs, check_feature_coverage
+from .base import AudioLM
+from .inputs import ModelInputs, check_feature_coverage
 from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 
 AUDIO_TOKEN = "<sound>"

@@ -21,21 +21,39 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from transformers import DynamicCache
 from transformers.cache_utils import Cache, CacheLayerMixin
 
-from ..pruning.hook import layer_hooks
-from ..timing import Timing
+from ..textstack import TextStack, layer_hooks
+from ..timing import Clock, Timing
+from .inputs import Generation, ModelInputs
 
-if TYPE_CHECKING:
-    from .base import AudioLM, Generation, ModelInputs
+
+class DecodingModel(Protocol):
+    """What the static decoder needs from a loaded model (models.base.AudioLM provides it)."""
+
+    name: str
+    family: str
+    model: nn.Module
+    device: torch.device
+    attn_implementation: str
+    clock: Clock
+
+    def text_stack(self) -> TextStack: ...
+
+    def stop_token_ids(self) -> set[int]: ...
+
+    def continuation_positions(self, start: int, length: int) -> torch.Tensor: ...
+
+    def generation_from(self, new_ids: list[int], timing: Timing, **extra: Any) -> Generation: ...
 
 DECODE_MODES = ("eager", "static", "compiled")
 BUCKET_TOKENS = 1024  # cache sizes are rounded up to this: one compiled graph serves every prompt in a bucket
@@ -64,7 +82,7 @@ class DecodeSupport:
     reason: str = ""
 
 
-def decode_support(lm: AudioLM) -> DecodeSupport:
+def decode_support(lm: DecodingModel) -> DecodeSupport:
     """Whether the static-cache path computes what eager greedy decoding computes for this model."""
     text = lm.model.config.get_text_config(decoder=True)
     layer_types = set(getattr(text, "layer_types", None) or ["full_attention"])
@@ -82,6 +100,18 @@ def decode_support(lm: AudioLM) -> DecodeSupport:
             return DecodeSupport(False, f"generation config sets {name}={getattr(config, name)!r}, "
                                         "which the static decode loop does not apply")
     return DecodeSupport(True)
+
+
+def use_decode_mode(model: Any, mode: str) -> None:
+    """--decode static/compiled where the model supports it; otherwise eager, said once, and every record
+    names the decode mode it ran with (so timings of different paths are never compared unknowingly)."""
+    if mode == "eager" or not hasattr(model, "set_decode_mode"):  # API models decode remotely
+        return
+    support = decode_support(model)
+    if not support.ok:
+        warnings.warn(f"--decode {mode}: {support.reason}; {model.name} decodes eagerly", stacklevel=2)
+        return
+    model.set_decode_mode(mode)
 
 
 class CompactLayer(CacheLayerMixin):
@@ -209,7 +239,7 @@ class StaticDecoder:
     """Greedy decoding for one loaded model through a CompactCache; `compiled` wraps the step in torch.compile
     (CUDA graphs on GPU). One instance per model: compiled graphs and cache buffers persist across samples."""
 
-    def __init__(self, lm: AudioLM, compiled: bool) -> None:
+    def __init__(self, lm: DecodingModel, compiled: bool) -> None:
         support = decode_support(lm)
         if not support.ok:
             raise ValueError(f"static decoding is not available for {lm.name}: {support.reason}")
@@ -337,4 +367,4 @@ class StaticDecoder:
         end = clock.mark()
         decode_ms = clock.elapsed_ms(first, end) - (compile_ms or 0.0)  # compilation is reported, not timed
         timing = Timing(clock.elapsed_ms(start, first), decode_ms, len(new_ids), compile_ms=compile_ms)
-        return lm._generation(new_ids, timing)
+        return lm.generation_from(new_ids, timing)

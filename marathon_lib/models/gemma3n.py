@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..pruning.hook import TextStack, find_text_stack
+from ..textstack import TextStack, find_text_stack
 from ..errors import DataError
-from .base import AudioLM, ModelInputs, split_audio
+from .base import AudioLM
+from .inputs import ModelInputs, split_audio
 from .processors import StubImageProcessor, load_chat_template
 from .tiny import tokenizer_corpus, train_tokenizer
 

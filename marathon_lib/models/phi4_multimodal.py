@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import AudioLM, ModelInputs
+from .base import AudioLM
+from .inputs import ModelInputs
 from .processors import StubImageProcessor
 from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import AudioLM, ModelInputs, check_feature_coverage, split_audio
+from .base import AudioLM
+
+from .inputs import ModelInputs, check_feature_coverage, split_audio
 from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 
 SPECIAL_TOKENS = {

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import AudioLM, ModelInputs, check_feature_coverage
+from .base import AudioLM
+
+from .inputs import ModelInputs, check_feature_coverage
 from .processors import StubImageProcessor, load_processor, stub_video_processor_class
 from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import AudioLM, ModelInputs, split_audio
+from .base import AudioLM
+from .inputs import ModelInputs, split_audio
 from .processors import StubImageProcessor, load_processor, stub_video_processor_class
 from .tiny import train_tokenizer, tokenizer_corpus
 

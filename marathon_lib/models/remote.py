@@ -20,7 +20,8 @@ import torch
 from ..errors import ConfigError, DataError
 from ..timing import Timing
 from .api import RequestInputs, RequestModel, encode_wav, sdk_missing
-from .base import AudioLM, AudioSpan, Generation, InputsCache, ModelInputs, split_audio
+from .base import AudioLM
+from .inputs import AudioSpan, Generation, InputsCache, ModelInputs, split_audio
 
 REMOTE_SAMPLING_RATE = 16_000  # all three use Whisper-style 16 kHz front ends
 

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .base import AudioLM, ModelInputs
+from .base import AudioLM
+from .inputs import ModelInputs
 from .tiny import tokenizer_corpus, train_tokenizer
 
 AUDIO_TOKEN_ID = 24  # hard-coded in VoxtralProcessor

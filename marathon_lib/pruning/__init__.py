@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 
 from ..registry import Registry
-from .hook import PruneHook, TextStack, find_text_stack
+from .hook import PruneHook
 from .selectors import kept_count, select_dart, select_frame, select_random, select_top_scores
 
 
@@ -75,4 +75,4 @@ for _pruner in (RandomPruner(), FramePruner(), FastVPruner(), DartPruner()):
 
 METHODS = ("base", *PRUNERS.names())  # "base" = no pruning hook at all
 
-__all__ = ["METHODS", "PRUNERS", "PruneHook", "TextStack", "find_text_stack", "kept_count"]
+__all__ = ["METHODS", "PRUNERS", "PruneHook", "kept_count"]

@@ -63,24 +63,27 @@ def select_dart(
     n_audio = positions.numel()
     if n_keep >= n_audio:
         return positions.clone()
+    # Tensor ops only: on CUDA nothing here waits for the device (no .item()/int() per picked token).
     by_norm = torch.sort(key_norms.float(), descending=True, stable=True).indices
     if audio_pivots == 0 and (text_pivots == 0 or text_key_norms.numel() == 0):
         audio_pivots = 1  # no text after the audio to pivot on: the strongest audio token is the pivot
     n_audio_pivots = min(audio_pivots, n_keep)
-    kept = [int(i) for i in by_norm[:n_audio_pivots]]
+    audio_pivot_index = by_norm[:n_audio_pivots]
     text_order = torch.sort(text_key_norms.float(), descending=True, stable=True).indices[:text_pivots]
     unit = torch.nn.functional.normalize(hidden.float(), dim=-1)
-    pivots = [unit[i] for i in kept] + [torch.nn.functional.normalize(text_hidden[i].float(), dim=-1) for i in text_order]
+    pivots = [*unit.index_select(0, audio_pivot_index).unbind(0),
+              *(torch.nn.functional.normalize(row.float(), dim=-1)
+                for row in text_hidden.index_select(0, text_order).unbind(0))]
     budget = n_keep - n_audio_pivots
     candidates = torch.ones(n_audio, dtype=torch.bool, device=hidden.device)
-    candidates[kept] = False
+    candidates[audio_pivot_index] = False
+    kept = [audio_pivot_index]
     for rank, pivot in enumerate(pivots):
         quota = budget // len(pivots) + (1 if rank < budget % len(pivots) else 0)
         if quota == 0:
             continue
-        similarity = unit @ pivot
-        similarity[~candidates] = math.inf
+        similarity = (unit @ pivot).masked_fill(~candidates, math.inf)
         picks = torch.sort(similarity, stable=True).indices[:quota]
         candidates[picks] = False
-        kept.extend(int(i) for i in picks)
-    return _take(positions, torch.tensor(kept, dtype=torch.long, device=positions.device))
+        kept.append(picks)
+    return _take(positions, torch.cat(kept).to(positions.device))
