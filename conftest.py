@@ -71,7 +71,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def cases_for(options: RunOptions) -> list[CaseSpec]:
-    """base runs once per (task, model); every pruner once per ratio; every press once per compression ratio."""
+    """base runs once per (task, model); every pruner once per ratio; every press once per compression ratio;
+    every control (--controls) once."""
     cases = []
     for model in options.models:
         for task in options.tasks:
@@ -83,6 +84,7 @@ def cases_for(options: RunOptions) -> list[CaseSpec]:
             for press in options.presses:
                 cases.extend(CaseSpec(task, model, press=press, compression_ratio=c, press_scope=options.press_scope,
                                       press_mode=options.press_mode) for c in options.compression_ratios)
+            cases.extend(CaseSpec(task, model, control=control) for control in options.controls)
     return cases
 
 

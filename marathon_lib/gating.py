@@ -7,7 +7,7 @@ Two gates (anchors.md §3 "Regression gating"):
   grows by more than `max_slowdown` (a ratio; off by default because timings only compare on the same
   GPU SKU);
 - same-run differential: a pruned case must keep `min_retained` % of the score of the `base` case of the
-  same (task, model) in the same run (off by default).
+  same (task, model) in the same run (off by default; control cases such as no_audio are not gated).
 
 Everything here is a pure function of dicts (case JSONs, the baseline JSON), so the pytest `--baseline`
 option and `marathon compare` share it.
@@ -16,15 +16,14 @@ option and `marathon compare` share it.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .results import SCHEMA_VERSION, is_base, now_iso
+from .results import SCHEMA_VERSION, is_base, is_control, now_iso
+from .stats import Z_ONE_SIDED_95, wilson_lower_bound
 
-Z_ONE_SIDED_95 = 1.645
 BASELINE_KIND = "audiomarathon-baseline"
 
 
@@ -46,17 +45,6 @@ class Check:
     measured: float | None = None
     bound: float | None = None
     n: int | None = None
-
-
-def wilson_lower_bound(proportion: float, n: int, z: float = Z_ONE_SIDED_95) -> float:
-    """One-sided Wilson score lower bound of a proportion observed on n samples (0 when n is 0)."""
-    if n <= 0:
-        return 0.0
-    p = min(max(proportion, 0.0), 1.0)
-    z2 = z * z
-    centre = p + z2 / (2 * n)
-    spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, (centre - spread) / (1 + z2 / n))
 
 
 def case_n(case: Mapping[str, Any]) -> int:
@@ -171,7 +159,7 @@ def retained_checks(cases: Sequence[Mapping[str, Any]], min_retained: float) -> 
     bases = {(c["task"], c["model"]): c for c in cases if is_base(c)}
     return [retained_check(c, bases[(c["task"], c["model"])], min_retained)
             for c in sorted(cases, key=lambda c: c["case_id"])
-            if not is_base(c) and (c["task"], c["model"]) in bases]
+            if not is_base(c) and not is_control(c) and (c["task"], c["model"]) in bases]
 
 
 def compare(cases: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any], config: GateConfig) -> list[Check]:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .controls import check_controls
 from .errors import ConfigError
 from .kv import MODES, PRESSES, SCOPES
 from .tasks import TASKS
@@ -72,6 +73,8 @@ SUITE_OPTIONS: tuple[Option, ...] = (
     Option("--reuse-audio-encoder", False, "compute each sample's audio-encoder output once per model and reuse it "
                                            "in every case (records say encoder_reused: their prefill time then "
                                            "excludes the encoder)", switch=True),
+    Option("--controls", None, "comma list of control cases beside the methods, off by default: no_audio (the same "
+                               "prompt with the audio removed)"),
     Option("--trust-remote-code", False, "allow models whose code comes from their hub repository (Aero-1, "
                                          "Baichuan-Omni, Kimi-Audio)", switch=True),
 )
@@ -144,6 +147,7 @@ class RunOptions:
     reuse_audio_encoder: bool = False  # models.reuse: encoder output computed once per sample and model
     trust_remote_code: bool = False  # hub remote code may run (Aero-1, Baichuan-Omni, Kimi-Audio)
     max_new_tokens: int | None = None  # caps every task's generation budget; None = each task's own
+    controls: list[str] = field(default_factory=list)  # control cases beside the methods (marathon_lib.controls)
     baseline: Path | None = None  # regression gating (marathon_lib.gating)
     max_score_drop: float | None = None
     max_slowdown: float | None = None
@@ -242,6 +246,7 @@ def build_options(**given: Any) -> RunOptions:
         decode=raw["decode"], reuse_audio_encoder=raw["reuse_audio_encoder"],
         max_new_tokens=raw["max_new_tokens"] or None, baseline=baseline, max_score_drop=raw["max_score_drop"],
         max_slowdown=raw["max_slowdown"], min_retained=raw["min_retained"],
+        controls=check_controls(split_list(raw["controls"], "--controls")),
     )
 
 

@@ -15,14 +15,14 @@ import torch
 
 from .audio import file_sha1, load_audio
 from .errors import DataError
-from .metrics import case_metrics
+from .metrics import METRICS_VERSION, case_metrics
 from .models.base import BenchModel
 from .models.inputs import Generation, ModelInputs, span_positions
 from .pruning import PruneHook
 from .pruning.selectors import kept_count
 from .results import SCHEMA_VERSION, ResultsDir, SampleLog, now_iso, read_records, rewrite_records
 from .tasks import Sample, TaskSpec, parse_choice, parse_transcript
-from .tasks.parsers import INVALID, PARSER_VERSIONS
+from .tasks.parsers import PARSER_VERSIONS
 
 WARMUP_TOKENS = 2
 
@@ -38,6 +38,7 @@ class CaseSpec:
     compression_ratio: float = 0.0
     press_scope: str = "audio"
     press_mode: str = "query_agnostic"
+    control: str | None = None  # a control condition instead of a method (marathon_lib.controls), e.g. no_audio
 
     @classmethod
     def from_case(cls, case: Mapping[str, Any]) -> "CaseSpec":
@@ -46,8 +47,10 @@ class CaseSpec:
 
     @property
     def case_id(self) -> str:
-        """Reads like TAU-tiny-qwen2.5-omni-base, TAU-tiny-qwen2.5-omni-fast_v-r0.5-L2 or
-        HAD-tiny-qwen2.5-omni-press:snapkv-c0.5 (for `-k`)."""
+        """Reads like TAU-tiny-qwen2.5-omni-base, TAU-tiny-qwen2.5-omni-fast_v-r0.5-L2,
+        HAD-tiny-qwen2.5-omni-press:snapkv-c0.5 or TAU-tiny-qwen2.5-omni-no_audio (for `-k`)."""
+        if self.control is not None:
+            return f"{self.task}-{self.model}-{self.control}"
         if self.press is not None:
             variant = "" if (self.press_scope, self.press_mode) == ("audio", "query_agnostic") else (
                 f"-{self.press_scope}-{self.press_mode}")
@@ -62,7 +65,7 @@ def score_response(spec: TaskSpec, sample: Sample, response: str) -> dict[str, A
         parsed = parse_transcript(response)
     else:
         parsed = parse_choice(response, sample.choices, sample.letters, spec.aliases)
-    status = "invalid" if parsed.rule == INVALID else "ok"
+    status = "ok" if parsed.valid else "invalid"
     return {
         "parsed": parsed.label,
         "parsed_letter": parsed.letter,
@@ -70,6 +73,29 @@ def score_response(spec: TaskSpec, sample: Sample, response: str) -> dict[str, A
         "status": status,
         "correct": None if spec.answer == "text" else (status == "ok" and parsed.label == sample.target),
     }
+
+
+def scoring_versions(spec: TaskSpec) -> dict[str, str]:
+    """What a record's parse and the case's metrics were computed with; part of every record's resume key."""
+    return {"parser": PARSER_VERSIONS[spec.answer], "metrics": METRICS_VERSION}
+
+
+def scoring_key(generation_key: str, spec: TaskSpec) -> str:
+    """The resume key: the generation's identity plus the scoring versions. A record whose generation matches but
+    whose scoring versions differ is rescored from its saved response, never mixed with fresh ones."""
+    identity = {"generation": generation_key, "scoring": scoring_versions(spec)}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def rescore_record(spec: TaskSpec, record: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved record parsed again with the current parsers (records without a response are kept as they are)."""
+    fresh = dict(record)
+    if record["status"] != "error":
+        fresh |= score_response(spec, sample_from_record(record), record["response"])
+    fresh["scoring"] = scoring_versions(spec)
+    if record.get("generation_key"):
+        fresh["key"] = scoring_key(record["generation_key"], spec)
+    return fresh
 
 
 def sample_from_record(record: Mapping[str, Any]) -> Sample:
@@ -129,23 +155,35 @@ class CaseRunner:
     def run(self, samples: Sequence[Sample]) -> dict[str, Any]:
         """Run every sample not already recorded under the same content key; resume-safe at any kill."""
         path = self.results.sample_path(self.case.case_id)
-        done = {r["key"]: r for r in read_records(path) if r.get("key") and r.get("error_kind") != "model"}
+        reusable = [r for r in read_records(path) if r.get("key") and r.get("error_kind") != "model"]
+        done = {r["key"]: r for r in reusable}
+        by_generation = {r["generation_key"]: r for r in reusable if r.get("generation_key")}
         log = SampleLog(path)
         records: list[dict[str, Any]] = []
+        reused: dict[str, str] = {}  # sample id -> "resumed" | "rescored"
         warmup_ms: float | None = None
         warmed = False
         try:
             for index, sample in enumerate(samples, 1):
-                key = self.sample_key(sample)
+                generation = self.generation_key(sample)
+                key = scoring_key(generation, self.spec)
                 record = done.get(key)
-                if record is None:
+                if record is not None:
+                    reused[sample.sample_id] = "resumed"
+                elif generation in by_generation:  # same generation, other parser/metric versions: rescore it
+                    record = rescore_record(self.spec, by_generation[generation])
+                    log.append(record)
+                    reused[sample.sample_id] = "rescored"
+                else:
                     if not warmed:
                         warmup_ms, warmed = self.warmup(samples), True
-                    record = self.run_sample(sample) | {"key": key}
+                    record = self.run_sample(sample) | {"key": key, "generation_key": generation,
+                                                        "scoring": scoring_versions(self.spec)}
                     log.append(record)
                 records.append(record)
+                how = reused.get(sample.sample_id)
                 self.progress(f"{self.case.case_id} [{index}/{len(samples)}] {sample.sample_id}: "
-                              f"{'resumed ' if record is done.get(key) else ''}{_brief(record)}")
+                              f"{how + ' ' if how else ''}{_brief(record)}")
         finally:
             log.close()
         rewrite_records(path, records)  # exactly one record per sample, in sample order
@@ -155,7 +193,8 @@ class CaseRunner:
             "encoder_reused": sum(bool(r.get("encoder_reused")) for r in records),
             # static decode compiles once per cache bucket, outside every record's decode_ms
             "compile_ms": round(sum((r.get("timing") or {}).get("compile_ms") or 0.0 for r in records), 3),
-            "n_resumed": sum(r is done.get(r["key"]) for r in records),
+            "n_resumed": len(reused),  # records reused without running the model (rescored ones included)
+            "n_rescored": sum(how == "rescored" for how in reused.values()),
             "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
             "max_new_tokens": self.max_new_tokens,
             # a cut budget truncates long answers (ASR transcripts): the report flags such scores
@@ -171,10 +210,13 @@ class CaseRunner:
 
     def sample_key(self, sample: Sample) -> str:
         """Content hash of everything that determines a sample's record (resume never reuses a stale one)."""
+        return scoring_key(self.generation_key(sample), self.spec)
+
+    def generation_key(self, sample: Sample) -> str:
+        """Content hash of everything that determines a sample's response (scoring versions excluded)."""
         identity = {
             "task": self.spec.name,
             "task_version": self.spec.version,
-            "parser_version": PARSER_VERSIONS[self.spec.answer],
             "prompt": None if sample.error else hashlib.sha1(self.spec.prompt(sample).encode()).hexdigest(),
             "sample": [sample.sample_id, sample.target, list(sample.choices), list(sample.letters), sample.error],
             "audio_sha1": self.audio_digest(sample),
@@ -208,6 +250,11 @@ class CaseRunner:
         """Decoded, resampled and processed inputs; shared by every case of this model in the session."""
         prompt = self.spec.prompt(sample)
         key = (self.audio_digest(sample), hashlib.sha1(prompt.encode()).hexdigest())
+        if self.case.control == "no_audio":
+            # the audio is still decoded, so a sample unusable in the base case is unusable here too (paired tests)
+            load_audio(sample.audio_path, self.model.sampling_rate)
+            return self.model.inputs_cache.get_or_build(("no_audio", key[1]),
+                                                        lambda: self.model.prepare_without_audio(prompt))
         return self.model.inputs_cache.get_or_build(
             key, lambda: self.model.prepare(load_audio(sample.audio_path, self.model.sampling_rate).samples, prompt)
         )
@@ -264,6 +311,8 @@ class CaseRunner:
             "new": generation.timing.new_tokens,
         }
         record["decode_mode"] = self.decode_mode()
+        if "control_audio" in inputs.notes:
+            record["control_audio"] = inputs.notes["control_audio"]
         if encoder_cache is not None:  # prefill_ms excludes the audio encoder when its output was reused
             record["encoder_reused"] = encoder_cache.hits > hits
         if generation.api is not None:
@@ -331,8 +380,9 @@ def build_case(
         "task_code": spec.code,
         "category": spec.category,
         "task_version": spec.version,
+        "parser_version": PARSER_VERSIONS[spec.answer],
         "created": now_iso(),
-        "metrics": case_metrics(spec.answer, records),
+        "metrics": case_metrics(spec, records),
         "timing": {
             "prefill_ms": _mean(r["timing"]["prefill_ms"] for r in timed),
             "prefill_ms_median": _median(r["timing"]["prefill_ms"] for r in timed),

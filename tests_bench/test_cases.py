@@ -9,12 +9,12 @@ import pytest
 
 from marathon_lib.gating import GateConfig, failures, gate_case, retained_check
 from marathon_lib.options import in_shard
-from marathon_lib.results import is_base
+from marathon_lib.results import is_base, is_control
 from marathon_lib.runner import CaseRunner, CaseSpec
 from marathon_lib.tasks import TASKS
 
 METADATA_KEYS = ("case_id", "task", "task_code", "model", "pruner", "prune_ratio", "prune_layer", "press",
-                 "compression_ratio", "press_scope", "press_mode", "max_new_tokens", "generation_capped", "metrics",
+                 "compression_ratio", "press_scope", "press_mode", "control", "max_new_tokens", "generation_capped", "metrics",
                  "timing", "tokens")
 
 
@@ -60,6 +60,6 @@ def gate_checks(summary: dict, results, baseline: dict | None, config: GateConfi
     """Against the committed baseline, and (pruned/press cases) against this run's base case."""
     checks = gate_case(summary, baseline["cases"].get(summary["case_id"]), config) if baseline else []
     base_path = results.case_path(CaseSpec(summary["task"], summary["model"]).case_id)
-    if config.min_retained is not None and not is_base(summary) and base_path.is_file():
+    if config.min_retained is not None and not is_base(summary) and not is_control(summary) and base_path.is_file():
         checks.append(retained_check(summary, json.loads(base_path.read_text()), config.min_retained))
     return checks

@@ -150,6 +150,32 @@ CHOICE_CASES = [
     ("VoxGender", "a", "Male"),
     ("VoxGender", "b", "Female"),
     ("VoxGender", "The speaker is male, not female", None),
+    # hedges naming two options are no answer, whichever letter a later rule would have picked
+    *[(t, r, None) for t in ("HAD", "VoxGender") for r in (
+        "A or B", "a or b", "A or B.", "Either a or b", "either A or B", "between a and b", "It is between A and B",
+        "not sure if a or b", "I'm not sure if it's A or B", "The answer is A or B", "The answer is a or b",
+        "A/B", "a / b", "a) or b)", "(a) or (b)", "A) or B)", "a, b", "A, B", "a or maybe b", "a vs b")],
+    ("HAD", "a) real or b) fake", None),
+    ("HAD", "real or fake", None),
+    ("HAD", "It could be either real or fake", None),
+    ("HAD", "Either real or fake", None),
+    ("VoxGender", "a) male or b) female", None),
+    ("VoxGender", "male or female", None),
+    ("VoxGender", "Not sure if male or female", None),
+    *[(t, r, None) for t in ("RACE", "SLUE", "TAU", "GTZAN", "DESED", "VESUS") for r in (
+        "A or B", "Either B or C", "Between C and D", "Not sure if A or B", "The answer is A or B", "C/D",
+        "answer: B or C", "B) or C)", "A, D", "Option A or option B")],
+    ("TAU", "A. Airport or B. Traveling by an underground metro", None),
+    ("TAU", "Airport or metro station", None),
+    ("GTZAN", "C. Jazz or D. Rock", None),
+    ("GTZAN", "jazz or rock", None),
+    ("VESUS", "angry or sad", None),
+    # not hedges: one answer with a negated alternative, a sentence break, a list inside the option's own text
+    ("HAD", "b. a synthetic voice", "fake"),
+    ("HAD", "B, a fake", "fake"),
+    ("TAU", "A, not B or C", "Airport - airport"),
+    ("TAU", "A. Airport. B is wrong", "Airport - airport"),
+    ("TAU", "Answer: A. (B is less likely)", "Airport - airport"),
 ]
 
 
@@ -166,12 +192,12 @@ def test_score_choice_response(task: str, response: str, expected: str | None):
     assert scored["parsed"] == expected, scored
     if expected is None:
         assert scored["status"] == "invalid"
-        assert scored["parse_rule"] == "invalid"
+        assert scored["parse_rule"] in ("invalid", "hedge")
         assert scored["parsed_letter"] is None
         assert scored["correct"] is False  # invalid counts as wrong
     else:
         assert scored["status"] == "ok"
-        assert scored["parse_rule"] != "invalid"
+        assert scored["parse_rule"] not in ("invalid", "hedge")
         assert scored["parsed_letter"] == sample.letters[sample.choices.index(expected)]
         assert scored["correct"] is (expected == sample.target)
 
@@ -189,7 +215,8 @@ def test_score_choice_response(task: str, response: str, expected: str | None):
         ("I would pick D here", "D", "lone_letter"),
         ("metro station", "C", "exact_text"),
         ("It sounds like a metro station", "C", "mention"),
-        ("A and B", None, "invalid"),
+        ("A and B", None, "hedge"),
+        ("BECAUSE", None, "invalid"),
     ],
 )
 def test_parse_choice_rule_chain(response: str, letter: str | None, rule: str):
@@ -197,6 +224,14 @@ def test_parse_choice_rule_chain(response: str, letter: str | None, rule: str):
     parsed = parse_choice(response, choices, letters, TASKS.get("TAU").aliases)
     assert (parsed.letter, parsed.rule) == (letter, rule)
     assert parsed.label == (choices[letters.index(letter)] if letter else None)
+
+
+def test_option_text_naming_letters_is_no_hedge():
+    """RACE options such as "Both A and B" name letters themselves: quoting the option is an answer."""
+    choices = ("In the park", "Both A and B", "At home", "All of the above")
+    for response in ("B. Both A and B", "Both A and B", "B) Both A and B", "The answer is B: Both A and B"):
+        assert parse_choice(response, choices, UPPER4).letter == "B", response
+    assert parse_choice("A or C", choices, UPPER4).rule == "hedge"
 
 
 def test_last_explicit_answer_wins():

@@ -74,10 +74,14 @@ class ModelEntry:
             return missing_key(environ, family.key_env, self.name)
         return None
 
-    def method_refusal(self, pruner: str, press: str | None) -> str | None:
-        """Why a pruner/press cannot run on this model (the case is skipped, never run as a silent baseline)."""
-        if pruner == "base" and press is None:
+    def method_refusal(self, pruner: str, press: str | None, control: str | None = None) -> str | None:
+        """Why a pruner/press/control cannot run on this model (the case is skipped, never run as a silent
+        baseline)."""
+        if pruner == "base" and press is None and control is None:
             return None
+        if control is not None and self.access != "local":
+            return (f"the {control} control runs on the native families only ({self.name} builds its own "
+                    "requests or prompts)")
         if self.access == "api":
             return (f"{self.name} is an API model: no pruning hook or KV press can reach inside it "
                     "(supported methods: base only)")

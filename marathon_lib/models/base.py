@@ -50,6 +50,9 @@ class AudioLM(BenchModel):
 
     default_system_prompt: str | None = None
     audio_encoder_path: str | None = None  # module path of the audio encoder; None = the module named audio_tower
+    # The chat format cannot hold a user turn without an audio item: the no_audio control then sends 1 s of
+    # silence instead of removing the audio (no native family needs it today; a new family may).
+    needs_audio_item: bool = False
 
     def __init__(self, name: str, checkpoint: str, device: str, dtype: torch.dtype, attn_implementation: str) -> None:
         self.name = name
@@ -75,6 +78,35 @@ class AudioLM(BenchModel):
     @abstractmethod
     def prepare(self, audio: np.ndarray, prompt: str, system: str | None = None) -> ModelInputs:
         """Chat-format one audio + prompt, run the processor, locate the audio spans."""
+
+    @property
+    def audio_token_id(self) -> int:
+        """The placeholder id the family scatters audio embeddings at (every native family has one)."""
+        raise NotImplementedError(f"{self.family}: no single audio placeholder id")
+
+    def prepare_without_audio(self, prompt: str, system: str | None = None) -> ModelInputs:
+        """The no_audio control (marathon_lib.controls): the same prompt with every audio item removed, or with
+        one second of silence where the chat format needs an audio item (`inputs.notes["control_audio"]`)."""
+        if self.needs_audio_item:
+            inputs = self.prepare(np.zeros(self.sampling_rate, dtype=np.float32), prompt, system)
+            inputs.notes["control_audio"] = "1 s of silence"
+            return inputs
+        inputs = self.prepare_text(prompt, system)
+        if inputs.spans:
+            raise ValueError(f"{self.family}: the text-only prompt still holds {inputs.n_placeholder_tokens} audio "
+                             "placeholders (set needs_audio_item on the family)")
+        inputs.notes["control_audio"] = "none"
+        return inputs
+
+    def prepare_text(self, prompt: str, system: str | None = None) -> ModelInputs:
+        """The family's chat format with a text-only user turn (string contents, which every template takes)."""
+        messages: list[dict[str, Any]] = []
+        if system or self.default_system_prompt:
+            messages.append({"role": "system", "content": system or self.default_system_prompt})
+        messages.append({"role": "user", "content": prompt})
+        text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        batch = self.processor(text=text, return_tensors="pt")
+        return self.inputs_from(batch, self.audio_token_id, 0.0, 0)
 
     @property
     def sampling_rate(self) -> int:

@@ -78,8 +78,11 @@ class QwenOmniThinker(AudioLM):
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         batch = self.processor(text=text, audio=chunks, return_tensors="pt", padding=True)
         self._check_not_truncated(chunks, batch["feature_attention_mask"])
-        audio_id = self.tokenizer.convert_tokens_to_ids(self.processor.audio_token)
-        return self.inputs_from(batch, audio_id, len(audio) / self.sampling_rate, len(chunks))
+        return self.inputs_from(batch, self.audio_token_id, len(audio) / self.sampling_rate, len(chunks))
+
+    @property
+    def audio_token_id(self) -> int:
+        return int(self.tokenizer.convert_tokens_to_ids(self.processor.audio_token))
 
     def _check_not_truncated(self, chunks: list[np.ndarray], feature_mask: torch.Tensor) -> None:
         hop = self.processor.feature_extractor.hop_length

@@ -66,16 +66,23 @@ class Voxtral(AudioLM):
         return tid
 
     def prompt_ids(self, n_audio_tokens: int, prompt: str, system: str | None = None) -> list[int]:
-        """`<s>[INST][BEGIN_AUDIO][AUDIO]*n text[/INST]` (with `[SYSTEM_PROMPT]...` first when a system is given)."""
+        """`<s>[INST][BEGIN_AUDIO][AUDIO]*n text[/INST]` (with `[SYSTEM_PROMPT]...` first when a system is given);
+        without audio (n = 0) the plain instruct turn `<s>[INST]text[/INST]`."""
         ids = [self.tokenizer.bos_token_id]
         if system:
             ids += [self._special_id("[SYSTEM_PROMPT]"), *self.tokenizer.encode(system, add_special_tokens=False),
                     self._special_id("[/SYSTEM_PROMPT]")]
-        ids += [self._special_id("[INST]"), self._special_id("[BEGIN_AUDIO]")]
-        ids += [self.audio_token_id] * n_audio_tokens
+        ids.append(self._special_id("[INST]"))
+        if n_audio_tokens:
+            ids += [self._special_id("[BEGIN_AUDIO]")] + [self.audio_token_id] * n_audio_tokens
         ids += self.tokenizer.encode(prompt, add_special_tokens=False)
         ids.append(self._special_id("[/INST]"))
         return ids
+
+    def prepare_text(self, prompt: str, system: str | None = None) -> ModelInputs:
+        input_ids = torch.tensor([self.prompt_ids(0, prompt, system or self.default_system_prompt)], dtype=torch.long)
+        return self.inputs_from({"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)},
+                                self.audio_token_id, 0.0, 0)
 
     def prepare(self, audio: np.ndarray, prompt: str, system: str | None = None) -> ModelInputs:
         sr = self.sampling_rate

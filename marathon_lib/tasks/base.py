@@ -50,6 +50,9 @@ class TaskSpec:
     answer: AnswerKind
     max_new_tokens: int
     aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # extra words naming a class
+    # True where the options are texts of each question (RACE, SLUE, DESED), not a fixed class set: such answer
+    # texts are not classes, so the headline is accuracy instead of a macro average over classes.
+    per_question_options: bool = False
     version: str = "1"  # bump when prompt, loader or parser semantics change
 
     def prompt(self, sample: Sample) -> str:

@@ -105,7 +105,7 @@ _task(TaskSpec(
                  meta_keys=("article_id", "question_idx")),
     instruction="You are a helpful assistant that analyzes reading comprehension passages with audio narration. "
     "Please listen to the passage and answer the multiple-choice question based on what you heard.",
-    format_prompt=race_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
+    format_prompt=race_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS, per_question_options=True,
 ))
 _task(TaskSpec(
     name="SLUE", code="SER", category=SPEECH_CONTENT, data_dir="SLUE",
@@ -114,6 +114,7 @@ _task(TaskSpec(
     instruction="You are a helpful assistant that analyzes speech audio for named entity recognition. "
     "Please listen carefully and extract the requested named entities from the speech.",
     format_prompt=listen_and_select_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
+    per_question_options=True,
 ))
 _task(TaskSpec(
     name="TAU", code="ASC", category=AUDIO_CLASSIFICATION, data_dir="TAU",
@@ -138,6 +139,7 @@ _task(TaskSpec(
     instruction="You are a helpful assistant that analyzes audio to detect and classify sound events. "
     "Please listen carefully and select the most appropriate answer from the given choices.",
     format_prompt=listen_and_select_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
+    per_question_options=True,
 ))
 _task(TaskSpec(
     name="VESUS", code="ER", category=SPEAKER_INFORMATION, data_dir="VESUS",
