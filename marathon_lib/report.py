@@ -291,7 +291,7 @@ def headline_note() -> str:
     return (f"Each column is the task's headline (docs/metrics.md): **balanced accuracy** (mean over the task's "
             f"classes of the share answered right) for {', '.join(kinds['balanced_accuracy'])}, whose options are a "
             f"fixed class set; **accuracy** for {', '.join(kinds['accuracy'])}, whose options are texts of each "
-            f"question; **100 − WER** with each utterance's errors capped at its reference length for "
+            f"question; **100 − WER** with each utterance's errors limited to its reference length for "
             f"{', '.join(kinds['word_accuracy'])}. An invalid answer counts as wrong and never scores above a wrong "
             "one. ± is half the 95 % interval (Wilson for accuracy, a seeded bootstrap over samples otherwise; for "
             "Avg. Score √Σ±² / k). Avg. Score averages the task columns present (k/10 shown when incomplete). "
@@ -337,7 +337,8 @@ def _vs_base_cell(vs_base: dict[str, Any] | None) -> str:
     if not vs_base:
         return "–"
     mark = " ↓" if vs_base["significant_drop"] else ""
-    return f"{vs_base['delta']:+.1f} (p {vs_base['p_value']:.3f}){mark}"
+    p = "p < 0.001" if vs_base["p_value"] < 0.001 else f"p {vs_base['p_value']:.3f}"
+    return f"{vs_base['delta']:+.1f} ({p}){mark}"
 
 
 def _cases_markdown(cases: Sequence[dict[str, Any]]) -> list[str]:
@@ -457,7 +458,7 @@ def write_report(results: ResultsDir, plots: bool = True) -> dict[str, Any]:
     arrays = CaseArrays(results)
     comparisons = paired_comparisons(cases, arrays)
     for case in cases:
-        if case.get("vs_base") != comparisons[case["case_id"]]:
+        if "vs_base" not in case or case["vs_base"] != comparisons[case["case_id"]]:
             case["vs_base"] = comparisons[case["case_id"]]
             results.write_case(case)
     merge_path = results.root / MERGE_FILE

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,7 +332,7 @@ def test_cases_write_results_and_keep_the_budget(family: Family, model: AudioLM,
         assert not summary["errors"], summary["errors"]
         saved = json.loads(results.case_path(case.case_id).read_text())
         assert saved["case_id"] == case.case_id and saved["model"] == family.name
-        for key in ("score", "accuracy", "f1", "parse_fail_rate", "n"):
+        for key in ("score", "score_ci", "accuracy", "seed_f1", "seed_e2e", "parse_fail_rate", "n"):
             assert key in saved["metrics"], (key, saved["metrics"])
         assert saved["metrics"]["n"] == len(samples)
         records = results.read_samples(case.case_id)
@@ -345,6 +346,68 @@ def test_cases_write_results_and_keep_the_budget(family: Family, model: AudioLM,
             placeholders = inputs.n_placeholder_tokens
             assert tokens["audio_placeholders"] == placeholders >= tokens["audio"]
             assert tokens["audio_kept"] == tokens["audio"] - math.floor(tokens["audio"] * ratio)
+
+
+def test_no_audio_control_is_the_same_prompt_without_audio(family: Family, model: AudioLM, data_root: Path,
+                                                          tmp_path: Path) -> None:
+    """The no_audio control on every native family: the prompt's token ids are the base prompt's with the audio
+    (placeholders, their markers and item labels, whitespace around them) removed, and the case runs like any
+    other."""
+    spec = TASKS.get("TAU")
+    samples = spec.samples(data_root, 2)
+    results = ResultsDir(tmp_path / "results").ensure()
+    case = CaseSpec("TAU", family.name, control="no_audio")
+    runner = CaseRunner(case, spec, model, results, seed=0)
+    for sample in samples:
+        without, _ = runner.inputs_for(sample)
+        with_audio, _ = CaseRunner(CaseSpec("TAU", family.name), spec, model, results).inputs_for(sample)
+        assert without.spans == () and without.n_audio_tokens == 0 and without.audio_seconds == 0.0
+        assert without.notes["control_audio"] == "none"
+        kept, full = without.tensors["input_ids"][0].tolist(), with_audio.tensors["input_ids"][0].tolist()
+        removed = _subsequence_rest(kept, full)
+        assert removed is not None, "the text-only prompt is not the audio prompt minus its audio"
+        special = set(model.tokenizer.all_special_ids) | set(model.tokenizer.added_tokens_decoder)
+        leftovers = model.tokenizer.decode([t for t in removed if t not in special])
+        assert not re.sub(r"Audio \d+:", "", leftovers).strip(), leftovers  # Qwen2-Audio labels each audio item
+        assert len(removed) >= with_audio.n_placeholder_tokens
+    summary = runner.run(samples)
+    assert not summary["errors"], summary["errors"]
+    assert summary["case_id"] == f"TAU-{family.name}-no_audio" and summary["control"] == "no_audio"
+    assert summary["tokens"]["audio"] == 0 and summary["metrics"]["n_scored"] == len(samples)
+    records = results.read_samples(case.case_id)
+    assert all(r["control_audio"] == "none" and r["tokens"]["audio_placeholders"] == 0 for r in records)
+
+
+def _subsequence_rest(short: list[int], long: list[int]) -> list[int] | None:
+    """The items of `long` left after matching `short` in order (None when `short` is not a subsequence)."""
+    rest, position = [], 0
+    for item in long:
+        if position < len(short) and item == short[position]:
+            position += 1
+        else:
+            rest.append(item)
+    return rest if position == len(short) else None
+
+
+def test_no_audio_control_sends_silence_where_the_chat_format_needs_audio(tiny_models: TinyModels) -> None:
+    model = tiny_models.get("tiny-qwen2.5-omni")
+    model.needs_audio_item = True
+    try:
+        inputs = model.prepare_without_audio("Which scene is it? A or B")
+    finally:
+        del model.needs_audio_item
+    assert inputs.notes["control_audio"] == "1 s of silence"
+    assert inputs.audio_seconds == 1.0 and inputs.n_audio_tokens == 25  # one second at 25 tokens/s
+
+
+def test_no_audio_is_a_control_not_a_pruner() -> None:
+    from marathon_lib.controls import CONTROLS
+    from marathon_lib.pruning import METHODS
+
+    assert "no_audio" in CONTROLS and "no_audio" not in PRUNERS and "no_audio" not in METHODS
+    for name in ("api:gpt-4o-audio-preview", "lmms-lab/Aero-1-Audio-1.5B"):  # they build their own prompts
+        assert "native families only" in resolve_model(name).method_refusal("base", None, "no_audio")
+    assert resolve_model("tiny-gemma-3n").method_refusal("base", None, "no_audio") is None
 
 
 def test_granite_mel_shim_matches_an_independent_stft() -> None:

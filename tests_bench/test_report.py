@@ -3,6 +3,7 @@ leaderboard numbers equal the cases, best bold, efficiency and retained tables, 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -21,7 +22,9 @@ from marathon_lib.report import (
     retained_rows,
     write_report,
 )
+from marathon_lib.report import rescore
 from marathon_lib.results import ResultsDir
+from marathon_lib.runner import CaseSpec, build_case
 from marathon_lib.tasks import LEADERBOARD_COLUMNS, TASKS
 
 MODEL_A, MODEL_B = "tiny-qwen2.5-omni", "Qwen/Qwen2.5-Omni-7B"
@@ -122,7 +125,7 @@ def test_efficiency_and_retained_tables(tmp_path: Path) -> None:
     assert eff_rows[(MODEL_A, "dart r=0.5 L2")][2:] == ["50.0", "2.00", "1.14", "50.0", "20.0", "100.0", "50.0", "50.0"]
 
     base_sum = sum(30.0 + 5 * i for i in range(10))
-    retained = {(r["model"], r["pruner"]): r["retained"] for r in retained_rows(cases)}
+    retained = {(r["model"], r["method"]): r["retained"] for r in retained_rows(cases)}
     assert retained == {(MODEL_A, "dart"): {0.5: round(100 * (base_sum - 30) / base_sum, 1)},
                         (MODEL_A, "random"): {0.5: round(100 * (base_sum - 100) / base_sum, 1)}}
     assert table(markdown, "Accuracy retained vs base (%)") == [
@@ -194,3 +197,156 @@ def test_plots_are_readable_images(tmp_path: Path) -> None:
     no_layers = [case | {"model_layers": None} for case in cases if case["model"] == MODEL_A]
     assert "ideal" not in [line.get_label() for line in speedup_figure(MODEL_A, no_layers).axes[0].get_lines()]
     assert re.search(r"\| dart r=0.3 L2 \| 70.0 \|", (tmp_path / "leaderboard.md").read_text())
+
+
+# --------------------------------------------------------------------------- intervals, paired tests, controls
+# Cases built by runner.build_case from sample records, as a run writes them.
+
+def record(sample_id: str, target: str, parsed: str | None, choices=("Dog", "Cat", "Bird", "Fish"),
+           response: str | None = None) -> dict:
+    letters = ("A", "B", "C", "D")[: len(choices)]
+    letter = dict(zip(choices, letters))
+    return {"sample_id": sample_id, "audio_path": f"/data/{sample_id}.wav", "target": target, "target_letter": letter.get(target), "choices": list(choices),
+            "letters": list(letters), "response": response or (letter.get(parsed) or "no idea"), "parsed": parsed,
+            "parsed_letter": letter.get(parsed), "parse_rule": "exact_letter" if parsed else "invalid",
+            "status": "ok" if parsed is not None else "invalid", "correct": parsed == target, "error": None,
+            "error_kind": None, "audio_seconds": 4.0,
+            "timing": {"prefill_ms": 100.0, "decode_ms": 10.0, "decode_tokens_per_s": 50.0, "new_tokens": 1},
+            "tokens": {"input": 200, "audio": 100, "audio_kept": 100, "new": 1}}
+
+
+def run_case(results: ResultsDir, spec: CaseSpec, records: list[dict], created: str | None = None) -> dict:
+    results.ensure()
+    results.sample_path(spec.case_id).write_text("".join(json.dumps(r) + "\n" for r in records))
+    case = build_case(spec, TASKS.get(spec.task), records, 1.0) | {"model_layers": 4}
+    if created:
+        case["created"] = created
+    results.write_case(case)
+    return case
+
+
+def choice_records(n_right: int, n_wrong: int, prefix: str = "s", start: int = 0) -> list[dict]:
+    """Samples start.. : the first n_right answered right, the next n_wrong wrong (two balanced classes)."""
+    out = []
+    for i in range(start, start + n_right + n_wrong):
+        target = ("Dog", "Cat")[i % 2]
+        out.append(record(f"{prefix}{i}", target, target if i - start < n_right else ("Cat", "Dog")[i % 2]))
+    return out
+
+
+def test_intervals_show_in_case_json_summary_and_leaderboard(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path)
+    case = run_case(results, CaseSpec("TAU", MODEL_A), choice_records(60, 40))
+    metrics = case["metrics"]
+    low, high = metrics["score_ci"]
+    assert low < metrics["score"] < high and metrics["score_ci_method"] == "bootstrap"
+    assert metrics["accuracy_ci"][0] < metrics["accuracy"] < metrics["accuracy_ci"][1]
+    summary = write_report(results, plots=False)
+    row = summary["leaderboard"][0]
+    assert row["ci_half_width"]["ASC"] == pytest.approx((high - low) / 2, abs=1e-3)
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    cell = table(markdown)[0][4 + LEADERBOARD_COLUMNS.index("ASC")]
+    assert cell == f"{metrics['score']:.1f} ± {(high - low) / 2:.1f}"
+    assert f"| {metrics['score']:.1f} ± {(high - low) / 2:.1f} |" in markdown.split("## Cases", 1)[1]
+    assert "balanced accuracy" in markdown and "± is half the 95 % interval" in markdown
+
+
+def test_paired_test_marks_significant_drops(tmp_path: Path) -> None:
+    """Same 100 samples: base right on 70; dart r=0.5 loses 25 of them (McNemar p << 0.05), random r=0.5 loses 3
+    and gains 2 (no significant change). The mark reaches the case JSON, summary.json and leaderboard.md."""
+    results = ResultsDir(tmp_path)
+    base = choice_records(70, 30)
+    run_case(results, CaseSpec("TAU", MODEL_A), base)
+    dart = [record(r["sample_id"], r["target"], ("Cat", "Dog")[i % 2] if 20 <= i < 45 else r["parsed"])
+            for i, r in enumerate(base)]
+    noisy = [record(r["sample_id"], r["target"], r["target"] if i in (70, 71) else
+                    ("Cat", "Dog")[i % 2] if i in (0, 1, 2) else r["parsed"]) for i, r in enumerate(base)]
+    run_case(results, CaseSpec("TAU", MODEL_A, "dart", 0.5, 2), dart)
+    run_case(results, CaseSpec("TAU", MODEL_A, "random", 0.5, 2), noisy)
+    summary = write_report(results, plots=False)
+    cases = {c["case_id"]: c for c in results.read_cases()}
+    dart_vs = cases["TAU-tiny-qwen2.5-omni-dart-r0.5-L2"]["vs_base"]
+    assert dart_vs["test"] == "mcnemar_exact" and dart_vs["n_paired"] == 100
+    assert (dart_vs["base_only_correct"], dart_vs["case_only_correct"]) == (25, 0)
+    assert dart_vs["p_value"] < 1e-6 and dart_vs["significant_drop"] and dart_vs["delta"] < 0
+    random_vs = cases["TAU-tiny-qwen2.5-omni-random-r0.5-L2"]["vs_base"]
+    assert (random_vs["base_only_correct"], random_vs["case_only_correct"]) == (3, 2)
+    assert random_vs["p_value"] == pytest.approx(1.0) and not random_vs["significant_drop"]
+    assert cases["TAU-tiny-qwen2.5-omni-base"]["vs_base"] is None
+    assert {c["case_id"]: c["vs_base"] for c in summary["cases"]} == {k: c["vs_base"] for k, c in cases.items()}
+    retained = {r["method"]: r for r in summary["retained"]}
+    assert retained["dart"]["significant_drop"] == {0.5: True}
+    assert retained["random"]["significant_drop"] == {0.5: False}
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    rows = {r[1]: r for r in table(markdown, "Accuracy retained vs base (%)")}
+    assert rows["dart L2"][2].endswith(" ↓") and not rows["random L2"][2].endswith("↓")
+    case_rows = {r[0]: r for r in table(markdown, "Cases")}
+    assert case_rows["TAU-tiny-qwen2.5-omni-dart-r0.5-L2"][5] == "-25.0 (p < 0.001) ↓"
+    assert case_rows["TAU-tiny-qwen2.5-omni-random-r0.5-L2"][5] == "-1.0 (p 1.000)"
+    assert case_rows["TAU-tiny-qwen2.5-omni-base"][5] == "–"
+
+
+def test_asr_drop_is_tested_by_paired_bootstrap(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path)
+    refs = [f"the cat sat on the mat number {i}" for i in range(40)]
+    base = [record(f"u{i}", ref, ref) for i, ref in enumerate(refs)]
+    worse = [record(f"u{i}", ref, ref if i % 2 else "the dog") for i, ref in enumerate(refs)]
+    run_case(results, CaseSpec("LibriSpeech", MODEL_A), base)
+    run_case(results, CaseSpec("LibriSpeech", MODEL_A, "frame", 0.9, 2), worse)
+    write_report(results, plots=False)
+    vs_base = ResultsDir(tmp_path).read_cases()[1]["vs_base"]
+    assert vs_base["test"] == "paired_bootstrap" and vs_base["significant_drop"]
+    assert vs_base["delta_ci"][1] < 0 and vs_base["p_value"] < 0.05
+
+
+def test_press_cases_get_their_own_retained_rows(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path)
+    base = choice_records(50, 50)
+    run_case(results, CaseSpec("HAD", MODEL_A), base)
+    run_case(results, CaseSpec("HAD", MODEL_A, press="snapkv", compression_ratio=0.5), base)
+    summary = write_report(results, plots=False)
+    assert [(r["method"], r["variant"], r["retained"]) for r in summary["retained"]] == [
+        ("press:snapkv", "", {0.5: 100.0})]
+
+
+def test_control_cases_have_their_own_section(tmp_path: Path) -> None:
+    """no_audio is not a method: not ranked, not in efficiency or retained; its section shows it beside base and
+    chance, with the paired test."""
+    results = ResultsDir(tmp_path)
+    run_case(results, CaseSpec("RACE", MODEL_A), choice_records(80, 20))
+    control = run_case(results, CaseSpec("RACE", MODEL_A, control="no_audio"), choice_records(45, 55))
+    assert control["case_id"] == "RACE-tiny-qwen2.5-omni-no_audio" and control["control"] == "no_audio"
+    summary = write_report(results, plots=False)
+    assert [(r["model"], r["method"]) for r in summary["leaderboard"]] == [(MODEL_A, "base")]
+    assert [r["method"] for r in summary["efficiency"]] == ["base"] and summary["retained"] == []
+    (row,) = summary["controls"]
+    assert (row["task"], row["score"], row["base_score"], row["chance"]) == ("RACE", 45.0, 80.0, 25.0)
+    assert row["vs_base"]["significant_drop"] and row["vs_base"]["base_only_correct"] == 35
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    (cells,) = table(markdown, "Answerable without audio (controls)")
+    assert cells[:3] == [MODEL_A, "no_audio", "RACE (SCR)"] and cells[3].startswith("45.0 ± ")
+    assert cells[5] == "25.0" and cells[6].endswith("↓")
+
+
+def test_paper_columns_are_labelled_and_never_the_headline(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path)
+    records = choice_records(5, 3) + [record("x", "Dog", None, response="xyz")]
+    case = run_case(results, CaseSpec("RACE", MODEL_A), records)
+    write_report(results, plots=False)
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    (row,) = table(markdown, "For comparison with the paper (not the headline)")
+    assert row == [case["case_id"], f"{case['metrics']['seed_f1']:.1f}", f"{case['metrics']['seed_e2e']:.1f}"]
+    assert case["metrics"]["score"] == case["metrics"]["accuracy"] != case["metrics"]["seed_f1"]
+
+
+def test_rescore_keeps_created_and_merges_pick_by_it(tmp_path: Path) -> None:
+    """A rescored old run keeps its creation time (and says when it was rescored), so it never wins the newest-case
+    rule of a merge over a newer run."""
+    old, new = ResultsDir(tmp_path / "old"), ResultsDir(tmp_path / "new")
+    run_case(old, CaseSpec("TAU", MODEL_A), choice_records(10, 10), created="2026-01-01T00:00:00+00:00")
+    run_case(new, CaseSpec("TAU", MODEL_A), choice_records(15, 5), created="2026-02-01T00:00:00+00:00")
+    (case,) = rescore(old)
+    assert case["created"] == "2026-01-01T00:00:00+00:00" and case["rescored"] > "2026-02-01"
+    assert old.read_cases()[0]["created"] == "2026-01-01T00:00:00+00:00"
+    merged = merge_newest([new.root, old.root], ResultsDir(tmp_path / "merged"))
+    assert merged["cases"]["TAU-tiny-qwen2.5-omni-base"] == str(new.root)

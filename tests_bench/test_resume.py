@@ -96,3 +96,40 @@ def test_concurrent_writers_of_one_file_never_collide(tmp_path: Path) -> None:
     assert [w.exitcode for w in workers] == [0, 0]
     assert json.loads(target.read_text())["index"] == 199
     assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+
+
+def test_new_scoring_versions_rescore_saved_records_without_the_model(tmp_path: Path, tiny_models,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parser and metric versions are part of every record's resume key: after a bump the next run rescores the
+    saved responses (never mixing old parses with new ones) and does not run the model again."""
+    import marathon_lib.runner as runner_module
+    from marathon_lib.paths import cache_root
+    from marathon_lib.results import ResultsDir
+    from marathon_lib.runner import CaseRunner, CaseSpec
+    from marathon_lib.synthetic import ensure_synthetic_datasets
+    from marathon_lib.tasks import TASKS
+
+    spec = TASKS.get("TAU")
+    samples = spec.samples(ensure_synthetic_datasets(cache_root() / "data", seconds=6.0, samples_per_task=3, seed=0))
+    model = tiny_models.get("tiny-qwen2.5-omni")
+    results = ResultsDir(tmp_path).ensure()
+    case = CaseSpec("TAU", "tiny-qwen2.5-omni")
+    first = CaseRunner(case, spec, model, results).run(samples)
+    assert (first["n_resumed"], first["n_rescored"]) == (0, 0)
+    before = results.read_samples(case.case_id)
+    assert all(r["scoring"] == {"parser": "2", "metrics": first["metrics"]["metrics_version"]} for r in before)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model ran although every response was saved")
+
+    monkeypatch.setattr(model, "generate", no_model)
+    monkeypatch.setattr(runner_module, "METRICS_VERSION", "test-bump")
+    second = CaseRunner(case, spec, model, results).run(samples)
+    assert (second["n_resumed"], second["n_rescored"]) == (3, 3)
+    after = results.read_samples(case.case_id)
+    assert [r["scoring"]["metrics"] for r in after] == ["test-bump"] * 3
+    assert [r["response"] for r in after] == [r["response"] for r in before]
+    assert [r["key"] for r in after] != [r["key"] for r in before]
+    assert [r["generation_key"] for r in after] == [r["generation_key"] for r in before]
+    third = CaseRunner(case, spec, model, results).run(samples)
+    assert (third["n_resumed"], third["n_rescored"]) == (3, 0)

@@ -69,6 +69,7 @@ BAD_OPTIONS = {  # id -> (args, words the message must contain); every option's 
     "attn-flash": (["--attn-impl", "flash_attention_2"], ["--attn-impl flash_attention_2"]),
     "empty-item": (["--prune-ratio", "0.5,,0.7"], ["--prune-ratio", "empty item"]),
     "unused-ratio": (["--pruners", "base", "--prune-ratio", "0.5"], ["--prune-ratio 0.5", "no case uses it"]),
+    "controls-unknown": (["--controls", "nope"], ["--controls", "nope", "no_audio"]),
 }
 # The design card's command line, typed as is (no test path); its cases: base and every pruner at 0.5.
 CARD = ["-k", "qwen and TAU", "--prune-ratio", "0.5"]
@@ -103,6 +104,8 @@ def quick_runs(tmp_path_factory: pytest.TempPathFactory, existing: Path) -> dict
         "tasks": (["--tasks", "TAU,HAD", "--collect-only", "-q", "tests_bench/test_cases.py", *SYNTHETIC], None),
         "family": (["--tasks", "TAU", "--models", FAMILY_MODELS, "-k", "phi4 or flamingo", "--collect-only", "-q",
                     "tests_bench/test_cases.py", *SYNTHETIC], None),
+        "controls": (["--tasks", "TAU,HAD", "--controls", "no_audio", "-k", "TAU", "--collect-only", "-q",
+                      "tests_bench/test_cases.py", *SYNTHETIC], None),
     }
     for name, (args, _) in BAD_OPTIONS.items():
         cache = tmp_path_factory.mktemp(f"cache-{name}")
@@ -144,6 +147,14 @@ def test_family_keywords_select_families(quick_runs):
     assert proc.returncode == 0, proc.output[-3000:]
     assert collected(proc) == ["tests_bench/test_cases.py::test_case[TAU-tiny-phi-4-multimodal-base]",
                                "tests_bench/test_cases.py::test_case[TAU-tiny-audio-flamingo-3-base]"], proc.output[-3000:]
+
+
+def test_controls_run_beside_the_methods(quick_runs):
+    """--controls no_audio adds one control case per (task, model), selected by -k like any case."""
+    proc, _ = quick_runs["controls"]
+    assert proc.returncode == 0, proc.output[-3000:]
+    assert collected(proc) == ["tests_bench/test_cases.py::test_case[TAU-tiny-qwen2.5-omni-base]",
+                               "tests_bench/test_cases.py::test_case[TAU-tiny-qwen2.5-omni-no_audio]"], proc.output[-3000:]
 
 
 @pytest.mark.parametrize("name", sorted(BAD_OPTIONS))
@@ -206,7 +217,8 @@ def test_json_report_metadata_matches_case_json(real_run):
         assert meta[key] == case[key], key
     assert (meta["task"], meta["model"], meta["pruner"]) == ("TAU", "tiny-qwen2.5-omni", "base")
     assert meta["prune_ratio"] == 0.0 and meta["prune_layer"] == 2
-    assert set(meta["metrics"]) >= {"score", "accuracy", "f1", "parse_fail_rate", "n", "n_error"}
+    assert set(meta["metrics"]) >= {"score", "score_ci", "accuracy", "accuracy_ci", "seed_f1", "seed_e2e",
+                                   "parse_fail_rate", "n", "n_error"}
     assert set(meta["timing"]) >= {"prefill_ms", "decode_ms", "decode_tokens_per_s", "audio_seconds"}
     assert set(meta["tokens"]) >= {"input", "audio", "audio_kept"}
     assert meta["metrics"]["n"] == 1 and meta["metrics"]["n_error"] == 0
