@@ -7,6 +7,7 @@ from them, so a merged case equals the case run in one piece.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ def merge_results(sources: Sequence[Path], out: Path) -> list[dict[str, Any]]:
         warmups = [c["timing"]["warmup_ms"] for c, _ in parts if c["timing"]["warmup_ms"] is not None]
         fresh = build_case(CaseSpec.from_case(first), spec, records, min(warmups) if warmups else None) | {
             k: first[k] for k in CARRIED if k in first} | {"merged_from": [str(src.root) for _, src in parts]}
+        # when the shards ran, not when they were merged: `marathon report` merges pick the newest by it
+        fresh |= {"created": max((c["created"] for c, _ in parts), key=datetime.fromisoformat),
+                  "merged": fresh["created"]}
         rewrite_records(target.sample_path(case_id), records)
         target.write_case(fresh)
         merged.append(fresh)

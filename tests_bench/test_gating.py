@@ -88,8 +88,10 @@ def test_same_run_retained_gate() -> None:
     assert not low.passed and "retains 75.0 % of base 80.00" in low.message
     assert retained_check(case(pruner="dart", ratio=0.5, score=0.0), case(score=0.0), 90.0).passed  # undefined
     run = [base, case(pruner="dart", ratio=0.5, score=60.0), case("HAD", pruner="dart", ratio=0.5, score=1.0)]
-    checks = compare(run, make_baseline([]), GateConfig(min_retained=90.0))
-    assert [(c.case_id, c.passed) for c in checks] == [("TAU-tiny-qwen2.5-omni-dart-r0.5-L2", False)]  # HAD: no base
+    control = case(score=20.0) | {"case_id": "TAU-tiny-qwen2.5-omni-no_audio", "control": "no_audio"}
+    checks = compare([*run, control], make_baseline([]), GateConfig(min_retained=90.0))
+    # HAD has no base; the no_audio control is expected to drop and is not gated
+    assert [(c.case_id, c.passed) for c in checks] == [("TAU-tiny-qwen2.5-omni-dart-r0.5-L2", False)]
 
 
 def test_compare_reports_missing_and_new_cases_without_failing() -> None:

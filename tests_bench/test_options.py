@@ -20,6 +20,8 @@ def test_defaults_are_valid() -> None:
     options = build_options(**GOOD)
     assert options.tasks[0] == "LibriSpeech" and len(options.tasks) == 10
     assert options.dtype == "float32" and options.prune_ratios == [0.0] and options.presses == []
+    assert options.controls == []  # controls are off by default
+    assert build_options(**GOOD | {"controls": "no_audio"}).controls == ["no_audio"]
 
 
 @pytest.mark.parametrize(("change", "words"), [
@@ -32,6 +34,8 @@ def test_defaults_are_valid() -> None:
     ({"models": "nope"}, ["model", "nope"]),
     ({"models": ""}, ["--models"]),
     ({"pruners": "base,nope"}, ["--pruners", "nope"]),
+    ({"controls": "no_audio,nope"}, ["--controls", "nope", "no_audio"]),
+    ({"pruners": "no_audio"}, ["--pruners", "no_audio"]),  # a control, not a pruner
     ({"prune_layer": 0}, ["--prune-layer", "0"]),
     ({"sample_limit": -1}, ["--sample-limit", "-1"]),
     ({"max_new_tokens": -1}, ["--max-new-tokens", "-1"]),
