@@ -351,8 +351,8 @@ def test_letters_parse_with_any_option_texts(sample, data):
 def test_parse_never_leaves_the_samples_choices(task, response):
     sample = sample_for(task)
     parsed = parse_choice(response, sample.choices, sample.letters, TASKS.get(task).aliases)
-    if parsed.rule == "invalid":
-        assert parsed.label is None and parsed.letter is None
+    if parsed.rule in ("invalid", "hedge"):
+        assert parsed.label is None and parsed.letter is None and not parsed.valid
     else:
         assert parsed.label in sample.choices
         assert parsed.letter == sample.letters[sample.choices.index(parsed.label)]

@@ -40,7 +40,7 @@ def make_case(task: str, model: str = MODEL_A, pruner: str = "base", ratio: floa
         "schema_version": 1, "case_id": case_id, "task": task, "model": model, "pruner": pruner,
         "prune_ratio": ratio, "prune_layer": 2, "task_code": spec.code, "category": spec.category,
         "task_version": spec.version, "created": created,
-        "metrics": {"n": n, "n_error": 0, "n_scored": n, "accuracy": score, "f1": score, "parse_fail_rate": 0.0,
+        "metrics": {"n": n, "n_error": 0, "n_scored": n, "accuracy": score, "balanced_accuracy": score, "parse_fail_rate": 0.0,
                     "score": score},
         "timing": {"prefill_ms": prefill, "prefill_ms_median": prefill, "decode_ms": 50.0,
                    "decode_tokens_per_s": 20.0, "audio_seconds": 4.0, "n_timed": n, "warmup_ms": 1.0,
