@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import ScoreArrays, score_arrays
+from .metrics import ScoreArrays, headline_kind, score_arrays
 from .results import SCHEMA_VERSION, ResultsDir, is_base, is_control, method_label, now_iso, rewrite_records, write_json
 from .stats import (
     ALPHA,
@@ -282,8 +282,6 @@ def _best_cells(values: Sequence[float | None], widths: Sequence[float | None] |
 
 def headline_note() -> str:
     """Which measure each task column shows, and why (docs/metrics.md has the whole argument)."""
-    from .metrics import headline_kind
-
     kinds: dict[str, list[str]] = defaultdict(list)
     for name in TASKS.names():
         spec = TASKS.get(name)

@@ -311,7 +311,7 @@ class CaseRunner:
             "new": generation.timing.new_tokens,
         }
         record["decode_mode"] = self.decode_mode()
-        if "control_audio" in inputs.notes:
+        if self.case.control is not None:  # what the control sent in place of the audio
             record["control_audio"] = inputs.notes["control_audio"]
         if encoder_cache is not None:  # prefill_ms excludes the audio encoder when its output was reused
             record["encoder_reused"] = encoder_cache.hits > hits

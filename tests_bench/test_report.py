@@ -19,10 +19,10 @@ from marathon_lib.report import (
     ideal_prefill_fraction,
     leaderboard_rows,
     merge_newest,
+    rescore,
     retained_rows,
     write_report,
 )
-from marathon_lib.report import rescore
 from marathon_lib.results import ResultsDir
 from marathon_lib.runner import CaseSpec, build_case
 from marathon_lib.tasks import LEADERBOARD_COLUMNS, TASKS

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from dataclasses import dataclass
 
 INVALID = "invalid"
@@ -175,7 +176,7 @@ def _hedges(text: str, choices: Sequence[str], letters: Sequence[str], letter_re
     found = [m for m in re.finditer(rf"(?<![\w'’-])({letter_re})(?![\w'’-])", masked)
              if not _is_article(masked, m.start(1), m.end(1))]
     pairs: list[tuple[str, int, int]] = []
-    for first, second in zip(found, found[1:]):
+    for first, second in pairwise(found):
         one, two = _pick(letters, first.group(1)), _pick(letters, second.group(1))
         if one == two or _NEGATED.search(masked[: first.start()]):
             continue
@@ -188,7 +189,7 @@ def _hedges(text: str, choices: Sequence[str], letters: Sequence[str], letter_re
             pairs.append(("letter", first.start(1), second.start(1)))
     normalized = _norm(text)
     spans = _name_spans(normalized, names)
-    for (start, end, one), (next_start, _, two) in zip(spans, spans[1:]):
+    for (start, end, one), (next_start, _, two) in pairwise(spans):
         if one != two and not _NEGATED.search(normalized[:start]) and re.fullmatch(
                 rf"\s*(?:{_JOINER}|/)\s+{_FILLER}", normalized[end:next_start] + " "):
             pairs.append(("name", one, two))
