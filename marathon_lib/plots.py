@@ -16,7 +16,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from .report import base_cases, ideal_prefill_fraction, leaderboard_rows, speedup
+from .tables import base_cases, ideal_prefill_fraction, leaderboard_rows, speedup
 from .results import is_base
 from .tasks import LEADERBOARD_COLUMNS, TASKS
 

@@ -13,18 +13,10 @@ import pytest
 from matplotlib.image import imread
 
 from marathon_lib.cli import main
-from marathon_lib.report import (
-    MERGE_FILE,
-    efficiency_rows,
-    ideal_prefill_fraction,
-    leaderboard_rows,
-    merge_newest,
-    rescore,
-    retained_rows,
-    write_report,
-)
+from marathon_lib.report import MERGE_FILE, merge_newest, rescore, write_report
 from marathon_lib.results import ResultsDir
 from marathon_lib.runner import CaseSpec, build_case
+from marathon_lib.tables import efficiency_rows, ideal_prefill_fraction, leaderboard_rows, retained_rows
 from marathon_lib.tasks import LEADERBOARD_COLUMNS, TASKS
 
 MODEL_A, MODEL_B = "tiny-qwen2.5-omni", "Qwen/Qwen2.5-Omni-7B"
