@@ -15,12 +15,13 @@ from marathon_lib.errors import ConfigError
 from marathon_lib.models import MODELS, family_keyword, model_policies, resolve_model
 from marathon_lib.options import SUITE_OPTIONS, RunOptions, build_options, check_prune_layer
 from marathon_lib.paths import cache_root
-from marathon_lib.results import ResultsDir, run_manifest, write_json
+from marathon_lib.results import ResultsDir, new_session_id, record_session, run_manifest
 from marathon_lib.runner import CaseSpec
 
 pytest_plugins = ["fixtures.data", "fixtures.models", "fixtures.pruning", "fixtures.kv", "fixtures.tiny"]
 
 OPTIONS_KEY = pytest.StashKey[RunOptions]()
+SESSION_KEY = pytest.StashKey[str]()  # this session's id; xdist workers get the controller's (workerinput)
 RESULTS_ENV = "MARATHON_RESULTS_DIR"  # shared by the controller and its xdist workers
 GPUS_ENV = "MARATHON_XDIST_GPUS"
 
@@ -53,6 +54,7 @@ def record_gpus(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     pin_worker_gpu()
     record_gpus(config)
+    config.stash[SESSION_KEY] = getattr(config, "workerinput", {}).get("marathon_session") or new_session_id()
     config.addinivalue_line("markers", "benchmark_case: one (task, model, method) benchmark case")
     for keyword in sorted({family_keyword(MODELS.get(name).family) for name in MODELS.names()}):
         config.addinivalue_line("markers", f"{keyword}: cases of that model family (pytest -k {keyword})")
@@ -68,6 +70,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as err:
         raise pytest.UsageError(str(err)) from None
     config.stash[OPTIONS_KEY] = options
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist controller: its workers write under the controller's session id."""
+    node.workerinput["marathon_session"] = node.config.stash[SESSION_KEY]
 
 
 def cases_for(options: RunOptions) -> list[CaseSpec]:
@@ -105,11 +113,10 @@ def run_options(pytestconfig: pytest.Config) -> RunOptions:
 
 
 @pytest.fixture(scope="session")
-def results(run_options: RunOptions) -> ResultsDir:
-    results = ResultsDir(run_options.results_dir).ensure()
-    manifest = results.root / "manifest.json"
-    if not manifest.exists():
-        write_json(manifest, run_manifest(run_options.as_manifest(), run_options.device)
+def results(run_options: RunOptions, pytestconfig: pytest.Config) -> ResultsDir:
+    session = pytestconfig.stash[SESSION_KEY]
+    results = ResultsDir(run_options.results_dir, session=session).ensure()
+    record_session(results.root, run_manifest(run_options.as_manifest(), run_options.device, session)
                    | {"models": model_policies(run_options.models)})
     return results
 

@@ -12,6 +12,11 @@ import soxr
 
 from .errors import DataError
 
+# The shortest clip the benchmark runs: one audio token at the 25 tokens/s of the Whisper-style encoders (Qwen,
+# Audio-Flamingo-3). Shorter clips give some families no audio token at all and make others' feature
+# extractors fail, so they are a data error for every model and method alike.
+MIN_AUDIO_SECONDS = 0.04
+
 
 @dataclass(frozen=True)
 class AudioClip:
@@ -33,7 +38,7 @@ def load_audio(path: str | Path, sampling_rate: int) -> AudioClip:
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
-        raise DataError(f"cannot decode audio file {path}: {err}") from err
+        raise DataError(undecodable(path, err)) from err
     if data.shape[0] == 0:
         raise DataError(f"audio file is empty (0 frames): {path}")
     if not np.isfinite(data).all():
@@ -42,6 +47,18 @@ def load_audio(path: str | Path, sampling_rate: int) -> AudioClip:
     if rate != sampling_rate:
         mono = soxr.resample(mono, rate, sampling_rate, quality="VHQ").astype(np.float32, copy=False)
     return AudioClip(np.ascontiguousarray(mono), sampling_rate, int(rate), int(data.shape[1]))
+
+
+def undecodable(path: Path, err: Exception) -> str:
+    """The message for an existing file the decoder rejects, with libsndfile's reason minus its "Error opening
+    '<path>': " prefix. Some libsndfile builds answer a file they cannot parse with "File does not exist or is not
+    a regular file": not the reason when the file is there."""
+    reason = getattr(err, "error_string", None) or str(err)
+    if path.stat().st_size == 0:
+        reason = "the file is empty (0 bytes)"
+    elif "does not exist" in reason:
+        reason = "no audio format recognised"
+    return f"cannot decode {path} (not a valid audio file): {reason.rstrip('.')}"
 
 
 def file_sha1(path: str | Path) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from .audio import load_audio
+from .audio import load_audio, undecodable
 from .errors import DataError
 from .results import safe_name, write_json
 from .synthetic import GTZAN_GENRES, TAU_SCENES, label_code
@@ -41,7 +41,7 @@ def clip_seconds(path: Path) -> float:
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as err:
-        raise DataError(f"cannot read audio header of {path}: {err}") from err
+        raise DataError(undecodable(path, err)) from err
     if info.frames <= 0 or info.samplerate <= 0:
         raise DataError(f"audio file is empty (0 frames): {path}")
     return info.frames / info.samplerate

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .metrics import headline_kind
-from .results import SCHEMA_VERSION, ResultsDir, now_iso, rewrite_records, write_json
+from .results import SCHEMA_VERSION, ResultsDir, mixed_settings, now_iso, rewrite_records, write_json
 from .tables import (
     CATEGORY_COLUMNS,
     CaseArrays,
@@ -25,6 +25,8 @@ from .tables import (
 )
 from .tasks import LEADERBOARD_COLUMNS, TASKS
 
+MIXED_NOTE = ("> **Mixed settings.** These cases were written by sessions whose settings differ (manifest.json lists "
+              "the sessions, each case JSON names its `session`): compare them with care.")
 MERGE_FILE = "merged.json"  # provenance of a merged results directory, shown in its leaderboard.md
 
 
@@ -230,15 +232,19 @@ def write_report(results: ResultsDir, plots: bool = True) -> dict[str, Any]:
             results.write_case(case)
     merge_path = results.root / MERGE_FILE
     merged = json.loads(merge_path.read_text(encoding="utf-8")) if merge_path.is_file() else None
+    mixed = mixed_settings(results.root, cases)
     summary = {"schema_version": SCHEMA_VERSION, "created": now_iso(), "leaderboard": leaderboard_rows(cases),
                "efficiency": efficiency_rows(cases), "retained": retained_rows(cases, arrays),
-               "controls": control_rows(cases), "cases": cases}
+               "controls": control_rows(cases), "mixed_settings": mixed, "cases": cases}
     if plots:
         from .plots import write_plots  # matplotlib only when plots are asked for
 
         summary["plots"] = [str(p.relative_to(results.root)) for p in write_plots(cases, results.root / "plots")]
     write_json(results.root / "summary.json", summary)
-    (results.root / "leaderboard.md").write_text(leaderboard_markdown(summary, merged), encoding="utf-8")
+    title, _, body = leaderboard_markdown(summary, merged).partition("\n\n")
+    note = "\n".join([MIXED_NOTE, *(f"> - {m}" for m in mixed)])
+    (results.root / "leaderboard.md").write_text("\n\n".join([title, note, body] if mixed else [title, body]),
+                                                encoding="utf-8")
     return summary
 
 

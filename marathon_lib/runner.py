@@ -6,6 +6,7 @@ import hashlib
 import json
 import statistics
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -13,14 +14,14 @@ from typing import Any
 
 import torch
 
-from .audio import file_sha1, load_audio
+from .audio import MIN_AUDIO_SECONDS, AudioClip, file_sha1, load_audio
 from .errors import DataError
 from .metrics import METRICS_VERSION, case_metrics
 from .models.base import BenchModel
 from .models.inputs import Generation, ModelInputs, span_positions
 from .pruning import PruneHook
 from .pruning.selectors import kept_count
-from .results import SCHEMA_VERSION, ResultsDir, SampleLog, now_iso, read_records, rewrite_records
+from .results import SCHEMA_VERSION, ResultsDir, append_record, now_iso, read_records, rewrite_records
 from .tasks import Sample, TaskSpec, parse_choice, parse_transcript
 from .tasks.parsers import PARSER_VERSIONS
 
@@ -155,39 +156,41 @@ class CaseRunner:
     def run(self, samples: Sequence[Sample]) -> dict[str, Any]:
         """Run every sample not already recorded under the same content key; resume-safe at any kill."""
         path = self.results.sample_path(self.case.case_id)
-        reusable = [r for r in read_records(path) if r.get("key") and r.get("error_kind") != "model"]
+        unreadable: list[str] = []
+        reusable = [r for r in read_records(path, unreadable) if r.get("key") and r.get("error_kind") != "model"]
         done = {r["key"]: r for r in reusable}
         by_generation = {r["generation_key"]: r for r in reusable if r.get("generation_key")}
-        log = SampleLog(path)
+        for note in unreadable:  # a line cut off by a kill, or damaged: its sample runs again
+            self.progress(note)
+            warnings.warn(note, stacklevel=2)
         records: list[dict[str, Any]] = []
         reused: dict[str, str] = {}  # sample id -> "resumed" | "rescored"
         warmup_ms: float | None = None
         warmed = False
-        try:
-            for index, sample in enumerate(samples, 1):
-                generation = self.generation_key(sample)
-                key = scoring_key(generation, self.spec)
-                record = done.get(key)
-                if record is not None:
-                    reused[sample.sample_id] = "resumed"
-                elif generation in by_generation:  # same generation, other parser/metric versions: rescore it
-                    record = rescore_record(self.spec, by_generation[generation])
-                    log.append(record)
-                    reused[sample.sample_id] = "rescored"
-                else:
-                    if not warmed:
-                        warmup_ms, warmed = self.warmup(samples), True
-                    record = self.run_sample(sample) | {"key": key, "generation_key": generation,
-                                                        "scoring": scoring_versions(self.spec)}
-                    log.append(record)
-                records.append(record)
-                how = reused.get(sample.sample_id)
-                self.progress(f"{self.case.case_id} [{index}/{len(samples)}] {sample.sample_id}: "
-                              f"{how + ' ' if how else ''}{_brief(record)}")
-        finally:
-            log.close()
+        for index, sample in enumerate(samples, 1):
+            generation = self.generation_key(sample)
+            key = scoring_key(generation, self.spec)
+            record = done.get(key)
+            if record is not None:
+                reused[sample.sample_id] = "resumed"
+            elif generation in by_generation:  # same generation, other parser/metric versions: rescore it
+                record = rescore_record(self.spec, by_generation[generation])
+                append_record(path, record)
+                reused[sample.sample_id] = "rescored"
+            else:
+                if not warmed:
+                    warmup_ms, warmed = self.warmup(samples), True
+                record = self.run_sample(sample) | {"key": key, "generation_key": generation,
+                                                    "scoring": scoring_versions(self.spec)}
+                append_record(path, record)
+            records.append(record)
+            how = reused.get(sample.sample_id)
+            self.progress(f"{self.case.case_id} [{index}/{len(samples)}] {sample.sample_id}: "
+                          f"{how + ' ' if how else ''}{_brief(record)}")
         rewrite_records(path, records)  # exactly one record per sample, in sample order
         case = build_case(self.case, self.spec, records, warmup_ms) | {
+            "session": self.results.session,  # its settings: manifest.json's sessions
+            "unreadable_lines": len(unreadable),
             "model_layers": self.model.layer_count(),
             "decode_mode": self.decode_mode(),
             "encoder_reused": sum(bool(r.get("encoder_reused")) for r in records),
@@ -251,16 +254,38 @@ class CaseRunner:
         prompt = self.spec.prompt(sample)
         key = (self.audio_digest(sample), hashlib.sha1(prompt.encode()).hexdigest())
         if self.case.control == "no_audio":
-            # the audio is still decoded, so a sample unusable in the base case is unusable here too (paired tests)
-            load_audio(sample.audio_path, self.model.sampling_rate)
+            # the audio is still decoded and checked, so a sample unusable in the base case is unusable here too
+            # (paired tests)
+            self.usable_audio(sample)
             return self.model.inputs_cache.get_or_build(("no_audio", key[1]),
                                                         lambda: self.model.prepare_without_audio(prompt))
-        return self.model.inputs_cache.get_or_build(
-            key, lambda: self.model.prepare(load_audio(sample.audio_path, self.model.sampling_rate).samples, prompt)
-        )
+        return self.model.inputs_cache.get_or_build(key, lambda: self.prepare(sample, prompt))
+
+    def usable_audio(self, sample: Sample) -> AudioClip:
+        """The sample's decoded clip; under MIN_AUDIO_SECONDS it is a data error, the same for every model, method
+        and control (never a model error of some pruned cases while the base case scores a clip the model never
+        heard)."""
+        clip = load_audio(sample.audio_path, self.model.sampling_rate)
+        if clip.seconds < MIN_AUDIO_SECONDS:
+            raise DataError(f"audio too short: {_ms(clip.seconds)} gives no audio token (the minimum is "
+                            f"{_ms(MIN_AUDIO_SECONDS)}, one audio token at 25 per second): {sample.audio_path}")
+        return clip
+
+    def prepare(self, sample: Sample, prompt: str) -> ModelInputs:
+        """The model's inputs for one sample; a clip the model turns into no audio token is a data error too."""
+        clip = self.usable_audio(sample)
+        inputs = self.model.prepare(clip.samples, prompt)
+        if inputs.n_audio_tokens == 0:  # None: the model (an API) does not say
+            raise DataError(f"audio too short: {_ms(clip.seconds)} gives no audio token in {self.model.name}: "
+                            f"{sample.audio_path}")
+        return inputs
 
     def warmup(self, samples: Sequence[Sample]) -> float | None:
-        """One untimed-for-metrics generation on the first usable sample (kernel/alloc warm-up), reported."""
+        """One untimed-for-metrics generation on the first usable sample (kernel/alloc warm-up), reported. Models
+        warmed once per session (API models: every warm-up is a paid request) report the session's warm-up."""
+        per_session = self.model.warmup_scope == "session"
+        if per_session and self.model.warmed_up:
+            return self.model.warmup_ms
         for sample in samples:
             if sample.error:
                 continue
@@ -269,11 +294,17 @@ class CaseRunner:
             except DataError:
                 continue
             try:
-                generation, _ = self.generate(inputs, sample, WARMUP_TOKENS)
+                if per_session:  # one attempt: a warm-up never waits out a retry sequence
+                    generation = self.model.warmup_generate(inputs, WARMUP_TOKENS)
+                else:
+                    generation, _ = self.generate(inputs, sample, WARMUP_TOKENS)
+                latency = generation.timing.latency_ms
+                warmup_ms = None if latency is None else round(latency, 3)
             except Exception:  # the same failure is recorded per sample (error_kind "model") and fails the case
-                return None
-            latency = generation.timing.latency_ms
-            return None if latency is None else round(latency, 3)
+                warmup_ms = None
+            if per_session:
+                self.model.warmed_up, self.model.warmup_ms = True, warmup_ms
+            return warmup_ms
         return None
 
     def run_sample(self, sample: Sample) -> dict[str, Any]:
@@ -422,6 +453,10 @@ def _latency(timing: Mapping[str, Any]) -> float | None:
     if timing["prefill_ms"] is None or timing["decode_ms"] is None:
         return None
     return timing["prefill_ms"] + timing["decode_ms"]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
 
 
 def _brief(record: Mapping[str, Any]) -> str:

@@ -31,7 +31,8 @@ from typing import ClassVar
 import numpy as np
 import soundfile as sf
 import soxr
-from filelock import FileLock
+
+from .paths import build_once
 
 GENERATOR_VERSION: str = "1"
 
@@ -1435,20 +1436,9 @@ def ensure_synthetic_datasets(cache_root: Path, *, seconds: float = 60.0,
     cache_root = Path(cache_root)
     cache_root.mkdir(parents=True, exist_ok=True)
     key = _cache_key(seconds, samples_per_task, seed, _detect_engine().name)
-    root = cache_root / f"synthetic-{key}"
-    with FileLock(str(cache_root / f"synthetic-{key}.lock")):
-        if (root / "COMPLETE").exists():
-            return root
-        tmp = Path(tempfile.mkdtemp(prefix=f"synthetic-{key}.tmp-", dir=cache_root))
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any directory
-        try:
-            build_synthetic_datasets(tmp, seconds=seconds, samples_per_task=samples_per_task,
-                                     seed=seed)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if root.exists():  # leftover of a build killed between replace and COMPLETE
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-        (root / "COMPLETE").write_text(key + "\n", encoding="utf-8")
-    return root
+
+    def build(staging: Path) -> str:
+        build_synthetic_datasets(staging, seconds=seconds, samples_per_task=samples_per_task, seed=seed)
+        return key + "\n"
+
+    return build_once(cache_root / f"synthetic-{key}", "COMPLETE", build)

@@ -217,6 +217,30 @@ def test_non_retryable_error_fails_each_sample_clearly(service: Service, stub: S
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_warm_up_is_one_request_per_session_not_per_case(service: Service, stub: Stub, tmp_path: Path):
+    stub.default = service.ok("B")
+    model = make_model(service, stub, "k")
+    spec, data = TASKS.get("TAU"), tau_data(tmp_path / "data")
+    cases = [CaseRunner(CaseSpec("TAU", model.name), spec, model, ResultsDir(tmp_path / name).ensure()
+                        ).run(spec.samples(data)) for name in ("first", "second")]
+    assert len(stub.sent) == 1 + 2 + 2  # one warm-up, then the two samples of each case
+    assert cases[0]["timing"]["warmup_ms"] > 0 and cases[1]["timing"]["warmup_ms"] == cases[0]["timing"]["warmup_ms"]
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_a_failing_warm_up_is_not_retried(service: Service, stub: Stub, tmp_path: Path):
+    """A dead endpoint costs the warm-up one request; each sample then runs its own retry sequence."""
+    stub.default = service.error(503, "The model is overloaded.")
+    waits: list[float] = []
+    model = make_model(service, stub, "k", sleep=waits.append)
+    spec = TASKS.get("TAU")
+    case = CaseRunner(CaseSpec("TAU", model.name), spec, model, ResultsDir(tmp_path / "results").ensure()
+                      ).run(spec.samples(tau_data(tmp_path / "data")))
+    assert len(stub.sent) == 1 + 3 + 3 and len(waits) == 2 + 2  # the warm-up never backs off
+    assert case["timing"]["warmup_ms"] is None and [e["kind"] for e in case["errors"]] == ["model", "model"]
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
 def test_retryable_errors_back_off_then_give_up(service: Service, stub: Stub):
     stub.default = service.error(503, "The model is overloaded.")
     waits: list[float] = []

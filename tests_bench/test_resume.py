@@ -73,6 +73,11 @@ def test_changed_generation_settings_invalidate_records(tmp_path: Path) -> None:
     assert changed.returncode == 0
     assert json.loads(case_path.read_text())["n_resumed"] == 0
     assert len(lines(tmp_path / "samples" / f"{CASE}.jsonl")) == 3
+    # the manifest keeps all three sessions (not the first one's options only); the case names the last
+    sessions = json.loads((tmp_path / "manifest.json").read_text())["sessions"]
+    assert [s["options"]["attn_implementation"] for s in sessions] == ["sdpa", "sdpa", "eager"]
+    assert len({s["session"] for s in sessions}) == 3
+    assert json.loads(case_path.read_text())["session"] == sessions[-1]["session"]
 
 
 def _write_many(path: str, worker: int) -> None:

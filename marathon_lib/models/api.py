@@ -156,8 +156,17 @@ class ApiModel(RequestModel):
         # An error body may echo the key: failure messages (which reach the records) have it blanked out.
         self._redact = lambda text: text.replace(key, "[api key]")
 
-    def generate(self, inputs: RequestInputs, max_new_tokens: int) -> Generation:
-        """One request, retried on 408/429/5xx and connection errors; timing = the successful attempt only."""
+    warmup_scope = "session"  # a warm-up is a paid request: once per session, not per case
+
+    def warmup_generate(self, inputs: RequestInputs, max_new_tokens: int) -> Generation:
+        """One attempt: the first error of any kind ends the warm-up (a dead endpoint costs one request, not a
+        retry sequence; the samples' own requests then retry as usual)."""
+        return self.generate(inputs, max_new_tokens, attempts=1)
+
+    def generate(self, inputs: RequestInputs, max_new_tokens: int, attempts: int | None = None) -> Generation:
+        """One request, retried on 408/429/5xx and connection errors up to `attempts` (the retry policy's by
+        default); timing = the successful attempt only."""
+        attempts = attempts or self.retry.attempts
         attempt = 0
         while True:
             attempt += 1
@@ -170,7 +179,7 @@ class ApiModel(RequestModel):
                 failure = Failure(failure.status, self._redact(failure.message), failure.retry_after)
                 if not failure.retryable:
                     raise ApiRequestError(f"{self.name}: {failure.describe()} (not retryable)") from None
-                if attempt >= self.retry.attempts:
+                if attempt >= attempts:
                     raise ApiRequestError(f"{self.name}: gave up after {attempt} attempts; last {failure.describe()}"
                                           ) from None  # the SDK error's text may hold the key
                 self.sleep(self.retry.delay(attempt, failure.retry_after))

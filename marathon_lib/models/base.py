@@ -12,6 +12,7 @@ import torch
 
 from ..textstack import TextStack, find_text_stack
 from ..timing import Clock, FirstTokenMark, Timing
+from .identity import checkpoint_revision
 from .inputs import Generation, InputsCache, ModelInputs, find_audio_spans
 
 
@@ -22,7 +23,10 @@ class BenchModel(ABC):
     family: str
     long_audio: str = "not stated"  # how audio beyond the model's window is handled (written to the manifest)
     name: str
-    revision: str  # what resume keys on
+    revision: str  # what resume keys on: the hub commit, or the checkpoint's content (models.identity)
+    warmup_scope: str = "case"  # "session": warmed up once per loaded model (API models: each warm-up is paid)
+    warmed_up: bool = False
+    warmup_ms: float | None = None  # the session's warm-up, for warmup_scope "session"
     device: torch.device
     dtype: Any
     attn_implementation: str | None
@@ -39,6 +43,10 @@ class BenchModel(ABC):
     @abstractmethod
     def generate(self, inputs: Any, max_new_tokens: int) -> Generation:
         """Greedy generation, timed."""
+
+    def warmup_generate(self, inputs: Any, max_new_tokens: int) -> Generation:
+        """The warm-up generation of a warmup_scope "session" model."""
+        return self.generate(inputs, max_new_tokens)
 
     def layer_count(self) -> int | None:
         """Decoder layers (the report's ideal prefill fraction); None where the model exposes none."""
@@ -62,8 +70,8 @@ class AudioLM(BenchModel):
         self.attn_implementation = attn_implementation
         self.model, self.processor = self.load()
         self.model.eval()
-        # What resume keys on: the hub commit when loaded from the hub, else the checkpoint path.
-        self.revision = getattr(self.model.config, "_commit_hash", None) or checkpoint
+        # What resume keys on: the hub commit, else the checkpoint's content (never its path)
+        self.revision = checkpoint_revision(self.model.config, checkpoint)
         self.clock = Clock(self.device)
         self.inputs_cache = InputsCache()
         self.encoder_cache: Any = None  # models.reuse.EncoderOutputCache with --reuse-audio-encoder

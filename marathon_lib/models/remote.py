@@ -21,6 +21,7 @@ from ..errors import ConfigError, DataError
 from ..timing import Timing
 from .api import RequestInputs, RequestModel, encode_wav, sdk_missing
 from .base import AudioLM
+from .identity import checkpoint_revision
 from .inputs import AudioSpan, Generation, InputsCache, ModelInputs, split_audio
 
 REMOTE_SAMPLING_RATE = 16_000  # all three use Whisper-style 16 kHz front ends
@@ -185,7 +186,7 @@ class KimiAudio(RequestModel):
             raise ConfigError(f"{name}: kimia_infer runs on CUDA only (got --device {device})")
         from kimia_infer.api.kimia import KimiAudio as Engine
 
-        self.name, self.checkpoint, self.revision = name, checkpoint, checkpoint
+        self.name, self.checkpoint, self.revision = name, checkpoint, checkpoint_revision(None, checkpoint)
         self.device, self.dtype, self.attn_implementation = torch.device(device), dtype, attn_implementation
         self.inputs_cache = InputsCache()
         self.engine = Engine(model_path=checkpoint, load_detokenizer=False)  # text out only: no audio detokenizer

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 import transformers
-from filelock import FileLock
+
+from ..paths import build_once
 
 SHAPE_PREFIX = "shape:"
 SHAPE_MARKER = "SHAPE"
@@ -106,13 +107,8 @@ def ensure_shape_checkpoint(spec: ShapeSpec, tiny_dir: Path, cache_root: Path) -
     real = shape_dict(spec)
     identity = [spec.name, SHAPE_VERSION, transformers.__version__, real, tiny_dir.name]
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
-    dest = cache_root / f"shape-{spec.hub_id.replace('/', '--')}-{key}"
-    with FileLock(str(dest) + ".lock"):
-        if (dest / SHAPE_MARKER).is_file():
-            return dest
-        staging = cache_root / f".tmp-{dest.name}-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+
+    def build(staging: Path) -> str:
         for item in tiny_dir.iterdir():
             if item.is_file() and not item.name.endswith(_WEIGHT_SUFFIXES) and item.name not in (
                     "config.json", "COMPLETE", "model.safetensors.index.json"):
@@ -127,10 +123,9 @@ def ensure_shape_checkpoint(spec: ShapeSpec, tiny_dir: Path, cache_root: Path) -
         if holder is not None and tiny_config.get("model_type") != remapped.get("model_type"):
             remapped = {**tiny_config, holder: remapped}
         (staging / "config.json").write_text(json.dumps(remapped, indent=2, sort_keys=True))
-        (staging / SHAPE_MARKER).write_text(f"{spec.name}: real config, random weights\n")
-        shutil.rmtree(dest, ignore_errors=True)
-        os.replace(staging, dest)
-    return dest
+        return f"{spec.name}: real config, random weights\n"
+
+    return build_once(cache_root / f"shape-{spec.hub_id.replace('/', '--')}-{key}", SHAPE_MARKER, build)
 
 
 def model_from_shape(model_class: type, checkpoint: str, dtype: torch.dtype, device: torch.device,

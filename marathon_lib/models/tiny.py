@@ -8,17 +8,16 @@ same `from_pretrained` path a real checkpoint takes.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import transformers
-from filelock import FileLock
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
+
+from ..paths import build_once
 
 TINY_VERSION = "2"  # bump when any tiny builder changes what it writes
 
@@ -64,19 +63,12 @@ def tokenizer_corpus() -> list[str]:
 def ensure_tiny_checkpoint(family: str, build: Callable[[Path], None], cache_root: Path) -> Path:
     """Build once per (family, builder version, transformers version); safe under concurrent xdist workers."""
     key = hashlib.sha256(f"{family}|{TINY_VERSION}|{transformers.__version__}".encode()).hexdigest()[:12]
-    cache_root.mkdir(parents=True, exist_ok=True)
-    dest = cache_root / f"tiny-{family}-{key}"
-    with FileLock(str(dest) + ".lock"):
-        if (dest / "COMPLETE").is_file():
-            return dest
-        staging = cache_root / f".tmp-{dest.name}-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+
+    def build_checkpoint(staging: Path) -> str:
         build(staging)
-        shutil.rmtree(dest, ignore_errors=True)
-        os.replace(staging, dest)
-        (dest / "COMPLETE").write_text(f"{family} {TINY_VERSION} transformers {transformers.__version__}\n")
-    return dest
+        return f"{family} {TINY_VERSION} transformers {transformers.__version__}\n"
+
+    return build_once(cache_root / f"tiny-{family}-{key}", "COMPLETE", build_checkpoint)
 
 
 def save_tiny_model(model_class: type, config: Any, dest: Path, eos: int | list[int], pad: int) -> None:

@@ -7,11 +7,12 @@ Sample with `error` set, so it is recorded (status `error`) and the rest of the 
 from __future__ import annotations
 
 import json
+import posixpath
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain, zip_longest
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from ..errors import DataError
@@ -33,9 +34,58 @@ def read_manifest(path: Path, what: str) -> Any:
 
 
 def resolve_audio(root: Path, relative: str, audio_dirs: Sequence[str]) -> Path:
-    """First existing candidate among root/<dir>/<relative>; else the first candidate (reported later as missing)."""
-    candidates = [Path(relative)] if Path(relative).is_absolute() else [root / d / relative for d in audio_dirs]
+    """The audio file of a manifest entry: the first existing root/<dir>/<relative>, else the first candidate
+    (reported later as missing). `root` is the task's folder, wherever it was found.
+
+    The entry must stay inside that folder, taken lexically: an absolute path, or `..` that climbs out of it,
+    raises DataError naming the entry, before anything outside is opened (so no manifest can have `/etc/passwd`
+    hashed into a record, or another task's clip scored). Symlinks inside are followed as they are: a Hugging
+    Face cache snapshot is a tree of symlinks into its blob store."""
+    if not relative.strip():
+        raise DataError("audio path is empty")
+    if PurePath(relative).is_absolute():
+        raise DataError(f"audio path {relative!r} is absolute: it must be relative to the task folder {root}")
+    candidates = []
+    for audio_dir in audio_dirs:
+        inside = posixpath.normpath(posixpath.join(audio_dir, relative))
+        if not (inside == ".." or inside.startswith("../")):
+            candidates.append(root / inside)
+    if not candidates:
+        raise DataError(f"audio path {relative!r} leaves the task folder {root}")
     return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+def read_text(path: Path, what: str) -> str:
+    """A text file the loaders read; not UTF-8 -> DataError naming the file and the offending byte."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{what} {path} is not UTF-8 text ({err.reason} at byte {err.start})") from err
+
+
+def unicode_problem(item: Any) -> str | None:
+    """Why the strings of a manifest item cannot be written as UTF-8 (a lone surrogate from a \\udXXX escape
+    would break the prompt and the record), or None."""
+    try:
+        json.dumps(item, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"text is not valid Unicode ({err.reason}: {err.object[err.start:err.end]!r})"
+    return None
+
+
+def name_problem(path: Path) -> str | None:
+    """Why a file name found on disk cannot go into a record (bytes that are not UTF-8, which Python keeps as
+    surrogate escapes), or None."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"file name {printable(path.name)!r} in {path.parent} is not UTF-8"
+    return None
+
+
+def printable(name: str) -> str:
+    """A file name with undecodable bytes shown as U+FFFD (for ids and messages)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _choices_of(item: Mapping[str, Any], layout: str, n_choices: int) -> list[str]:
@@ -99,14 +149,19 @@ def load_choice_manifest(
         if keep is not None and not keep(item):
             continue
         sample_id = _unique_id(_item_id(item, id_keys, path_key, index), seen)
+        problem = unicode_problem(item)
+        if problem is not None:
+            samples.append(_broken(sample_id.encode("utf-8", "replace").decode(), root, f"{where}: {problem}"))
+            continue
         try:
             relative = str(item[path_key])
             choices = _choices_of(item, layout, n_choices)
             answer = _answer_index(item[answer_key], choices, letters)
+            audio_path = resolve_audio(root, relative, audio_dirs)
         except KeyError as err:
             samples.append(_broken(sample_id, root, f"{where}: missing key {err}"))
             continue
-        except ValueError as err:
+        except (ValueError, DataError) as err:
             samples.append(_broken(sample_id, root, f"{where}: {err}"))
             continue
         if len(set(c.strip().lower() for c in choices)) != len(choices):
@@ -116,7 +171,7 @@ def load_choice_manifest(
         samples.append(
             Sample(
                 sample_id=sample_id,
-                audio_path=resolve_audio(root, relative, audio_dirs),
+                audio_path=audio_path,
                 target=choices[answer],
                 question=str(item.get("question", "")),
                 choices=tuple(choices),
@@ -177,14 +232,16 @@ def load_had(root: Path) -> list[Sample]:
         if not clips:  # one class alone would let a constant answer score 100 %
             raise DataError(f"HAD folder {folder} has no .wav files (both real/ and fake/ are needed)")
         for path in clips:
+            problem = name_problem(path)
             samples.append(
                 Sample(
-                    sample_id=f"{label}/{path.name}",
-                    audio_path=path,
+                    sample_id=f"{label}/{printable(path.name)}",
+                    audio_path=path if problem is None else folder,
                     target=label,
                     choices=("real", "fake"),
                     letters=("a", "b"),
                     meta={"category": label},
+                    error=problem and f"HAD {label}: {problem}",
                 )
             )
     return balance_by_target(samples)
@@ -196,15 +253,25 @@ def load_librispeech(root: Path) -> list[Sample]:
     if not split.is_dir():
         raise DataError(f"LibriSpeech split not found: {split} (expected test-clean/<speaker>/<chapter>/*.flac)")
     samples: list[Sample] = []
-    transcripts: dict[Path, dict[str, str]] = {}
+    transcripts: dict[Path, dict[str, str | DataError]] = {}
     for audio in sorted(split.glob("*/*/*.flac")):
         chapter_dir = audio.parent
         if chapter_dir not in transcripts:
             transcripts[chapter_dir] = _read_trans(chapter_dir)
         utt = audio.stem
         own = audio.with_suffix(".txt")
-        text = own.read_text(encoding="utf-8").strip() if own.is_file() else transcripts[chapter_dir].get(utt)
         speaker = audio.parent.parent.name
+        problem = name_problem(audio)
+        if problem is not None:
+            samples.append(Sample(printable(utt), chapter_dir, "", error=f"LibriSpeech: {problem}"))
+            continue
+        try:
+            text = read_text(own, "transcript").strip() if own.is_file() else transcripts[chapter_dir].get(utt)
+        except DataError as err:
+            text = err
+        if isinstance(text, DataError):  # an undecodable transcript: this sample's error, the others run
+            samples.append(Sample(utt, audio, "", error=f"LibriSpeech {utt}: {text}"))
+            continue
         if not text:
             samples.append(
                 Sample(utt, audio, "", error=f"LibriSpeech {audio}: no transcript in {own.name} or the chapter's .trans.txt")
@@ -216,13 +283,20 @@ def load_librispeech(root: Path) -> list[Sample]:
     return samples
 
 
-def _read_trans(chapter_dir: Path) -> dict[str, str]:
-    table: dict[str, str] = {}
-    for trans in chapter_dir.glob("*.trans.txt"):
-        for line in trans.read_text(encoding="utf-8").splitlines():
-            utt, _, text = line.strip().partition(" ")
-            if utt:
-                table[utt] = text.strip()
+def _read_trans(chapter_dir: Path) -> dict[str, str | DataError]:
+    """utterance id -> transcript of the chapter's *.trans.txt; a line that is not UTF-8 maps its utterance to
+    the DataError naming the file and line (the utterance id itself is ASCII)."""
+    table: dict[str, str | DataError] = {}
+    for trans in sorted(chapter_dir.glob("*.trans.txt")):
+        for number, raw in enumerate(trans.read_bytes().splitlines(), 1):
+            utt, _, rest = raw.strip().partition(b" ")
+            if not utt:
+                continue
+            key = utt.decode("utf-8", "replace")
+            try:
+                table[key] = rest.decode("utf-8").strip()
+            except UnicodeDecodeError as err:
+                table[key] = DataError(f"transcript {trans} line {number} is not UTF-8 text ({err.reason})")
     return table
 
 
