@@ -223,9 +223,10 @@ def test_a_clip_without_audio_tokens_is_the_same_data_error_for_every_method(sho
     spec = TASKS.get("TAU")
     results = ResultsDir(tmp_path).ensure()
     errors = {}
-    for pruner in ("base", "random", "frame", "fast_v", "dart"):
-        case = CaseSpec("TAU", model.name, pruner, 0.0 if pruner == "base" else 0.5, 2)
-        hook = None if pruner == "base" else PruneHook(model.text_stack(), 2, PRUNERS.get(pruner), 0.5)
+    for pruner in ("base", "random", "frame", "fast_v", "dart", "no_audio"):
+        case = (CaseSpec("TAU", model.name, control=pruner) if pruner == "no_audio"
+                else CaseSpec("TAU", model.name, pruner, 0.0 if pruner == "base" else 0.5, 2))
+        hook = None if pruner in ("base", "no_audio") else PruneHook(model.text_stack(), 2, PRUNERS.get(pruner), 0.5)
         runner = CaseRunner(case, spec, model, results, hook=hook, max_new_tokens=2)
         if hook is None:
             summary = runner.run(spec.samples(short_clips))
@@ -236,7 +237,7 @@ def test_a_clip_without_audio_tokens_is_the_same_data_error_for_every_method(sho
     said = ("sample t0: audio too short: 5 ms gives no audio token (the minimum is 40 ms, one audio token at 25 per "
             f"second): {short_clips / 'TAU' / 'five_ms.wav'}")
     assert errors["base"] == [("t0", "data", said)]
-    assert all(found == errors["base"] for found in errors.values()), errors  # 40 ms and 1 s run in every method
+    assert all(found == errors["base"] for found in errors.values()), errors  # 40 ms and 1 s run in every case
 
 
 def test_a_too_short_clip_never_reaches_the_model(tmp_path: Path) -> None:
