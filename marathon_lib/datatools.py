@@ -49,7 +49,7 @@ def clip_seconds(path: Path) -> float:
 
 def task_durations(task: str, data_root: Path) -> dict[str, Any]:
     """{durations: {sample_id: seconds}, unusable: [{sample_id, error}]} over the samples the benchmark runs
-    (the task's own loader: HAD is class-balanced as in a run)."""
+    (every published item, as the default `full` protocol runs them)."""
     durations: dict[str, float] = {}
     unusable: list[dict[str, Any]] = []
     try:

@@ -79,7 +79,7 @@ def test_durations_statistics_buckets_and_unusable_samples(tmp_path: Path, capsy
     assert {k: v for k, v in analysis["tasks"]["HAD"]["buckets"].items() if v} == {"10-15 s": 1, "600+ s": 1}
     gtzan = analysis["tasks"]["GTZAN"]
     assert gtzan["statistics"]["count"] == 0 and gtzan["unusable"][0]["sample_id"] is None
-    assert "GTZAN manifest not found" in gtzan["unusable"][0]["error"]
+    assert "GTZAN: no folder under data root" in gtzan["unusable"][0]["error"]
     assert analysis["all"]["statistics"]["count"] == 5 and analysis["all"]["statistics"]["total"] == 718.5
 
     out = tmp_path / "analysis"
@@ -229,9 +229,10 @@ def test_segment_had(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     # 1.5 s pack padded to the 2 s minimum by repeating its own beginning
     assert same_audio(out / "HAD" / "real" / "HAD_train_real_1.wav", (1.0, 0.3), (0.5, 0.35), (0.5, 0.3))
     assert same_audio(out / "HAD" / "fake" / "HAD_train_fake_0.wav", (1.0, 0.5), (1.0, 0.4), (0.5, 0.7), (0.5, 0.6))
-    had = TASKS.get("HAD").samples(out)
+    had = TASKS.get("HAD").samples(out, protocol="scripts")
     assert sorted((s.target, s.audio_path.name) for s in had) == [("fake", "HAD_train_fake_0.wav"),
                                                                   ("real", "HAD_train_real_0.wav")]  # balanced 1:1
+    assert len(TASKS.get("HAD").samples(out)) == 3  # the full protocol: every segment
 
     clip(audio / "y.wav", (1.25, 0.1), (1.25, 0.2))
     clip(audio / "z.wav", (1.0, 0.3))

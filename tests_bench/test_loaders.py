@@ -1,6 +1,7 @@
 """Seed-format readers (seed_spec.md §3) on small hand-built datasets in tmp_path.
 
-Every task in TASKS gets a dataset in its seed layout; then the broken inputs: a missing or malformed
+Every task in TASKS gets a dataset in its seed format, laid out both as the flat layout and as the
+AudioMarathon release tree; then the sample protocols; then the broken inputs: a missing or malformed
 manifest raises DataError naming the file, a single bad item becomes a Sample with `.error`.
 """
 
@@ -18,6 +19,13 @@ from marathon_lib.tasks import TASKS, Sample
 
 SR = 16000
 UPPER4 = ("A", "B", "C", "D")
+LAYOUTS = ("flat", "release")
+
+
+def task_dir(root: Path, task: str, layout: str = "flat") -> Path:
+    """The task's folder in the flat layout or in the release tree (as the task spec declares them)."""
+    folders = TASKS.get(task).folders
+    return root / (folders.release if layout == "release" else folders.flat)
 
 
 def write_audio(path: Path, seconds: float = 0.1, sr: int = SR, seed: int = 0) -> Path:
@@ -37,8 +45,8 @@ def choice_fields(options) -> dict:
     return {f"choice_{letter}": option for letter, option in zip("abcde", options)}
 
 
-def load(task: str, root: Path, limit: int | None = None) -> list[Sample]:
-    return TASKS.get(task).samples(root, limit)
+def load(task: str, root: Path, limit: int | None = None, protocol: str = "full") -> list[Sample]:
+    return TASKS.get(task).samples(root, limit, protocol)
 
 
 def assert_well_formed(samples: list[Sample], letters: tuple[str, ...]) -> None:
@@ -63,8 +71,8 @@ TAU_OPTIONS = [
 ]
 
 
-def build_tau(root: Path, items: list[dict] | None = None) -> Path:
-    task = root / "TAU"
+def build_tau(root: Path, items: list[dict] | None = None, layout: str = "flat") -> Path:
+    task = task_dir(root, "TAU", layout)
     if items is None:
         items = []
         for i, (options, answer) in enumerate(zip(TAU_OPTIONS, "BDA")):
@@ -78,8 +86,8 @@ def build_tau(root: Path, items: list[dict] | None = None) -> Path:
     return task
 
 
-def build_race(root: Path) -> None:
-    task = root / "RACE"
+def build_race(root: Path, layout: str = "flat") -> None:
+    task = task_dir(root, "RACE", layout)  # audio paths relative to this folder in both layouts
     write_audio(task / "audio/high/high1.wav")
     write_audio(task / "audio/middle/middle7.wav", seed=1)
     options = ["In the park", "At school", "At home", "On a bus"]
@@ -99,12 +107,15 @@ def build_race(root: Path) -> None:
     write_json(task / "race_benchmark.json", items)
 
 
-def build_slue(root: Path) -> None:
-    task = root / "SLUE"
+SLUE_AUDIO = {"flat": "slue_audio", "release": "dev/mixed_concatenated_audio"}  # the release's split folders
+
+
+def build_slue(root: Path, layout: str = "flat") -> None:
+    task = task_dir(root, "SLUE", layout)
     items = []
     for i, (options, answer) in enumerate([(["Paris", "Berlin", "Madrid", "Rome"], "C"),
                                            (["Angela Merkel", "Jacques Delors", "Olaf", "Ursula"], "A")]):
-        rel = f"slue_audio/slue_{i}.wav"
+        rel = f"{SLUE_AUDIO[layout]}/slue_{i}.wav"
         write_audio(task / rel, seed=i)
         items.append({"path": rel, "question": "Which place is mentioned?", **choice_fields(options),
                       "answer_gt": answer, "task_name": "named_entity_recognition", "dataset_name": "slue-voxpopuli",
@@ -112,8 +123,8 @@ def build_slue(root: Path) -> None:
     write_json(task / "merged_audio_data.json", items)
 
 
-def build_gtzan(root: Path, audio_dir: str) -> Path:
-    task = root / "GTZAN"
+def build_gtzan(root: Path, audio_dir: str, layout: str = "flat") -> Path:
+    task = task_dir(root, "GTZAN", layout)
     items = []
     for i, (options, answer) in enumerate([(["Blues - blues", "Jazz - jazz", "Rock - rock", "Pop - pop"], "B"),
                                            (["Metal - metal", "Disco - disco", "Reggae - reggae", "Country - country"],
@@ -126,8 +137,8 @@ def build_gtzan(root: Path, audio_dir: str) -> Path:
     return task
 
 
-def build_desed(root: Path) -> None:
-    task = root / "DESED"
+def build_desed(root: Path, layout: str = "flat") -> None:
+    task = task_dir(root, "DESED", layout)
     tasks = []
     for i, (options, answer) in enumerate([(["Dog", "Cat", "Blender", "Frying"], "A"),
                                            (["Speech", "Running water", "Dishes", "Vacuum cleaner"], "B")]):
@@ -149,8 +160,8 @@ VESUS_ITEMS = [  # (person_id, emotion_label, kept?)
 ]
 
 
-def build_vesus(root: Path) -> None:
-    task = root / "VESUS"
+def build_vesus(root: Path, layout: str = "flat") -> None:
+    task = task_dir(root, "VESUS", layout)
     emotions = ["Angry", "Happy", "Sad", "Monotone"]
     items = []
     for i, (person, emotion, _) in enumerate(VESUS_ITEMS):
@@ -162,8 +173,8 @@ def build_vesus(root: Path) -> None:
     write_json(task / "audio_emotion_dataset.json", items)
 
 
-def build_had(root: Path, n_real: int = 3, n_fake: int = 5) -> Path:
-    task = root / "HAD"
+def build_had(root: Path, n_real: int = 3, n_fake: int = 5, layout: str = "flat") -> Path:
+    task = task_dir(root, "HAD", layout)
     for label, n in (("real", n_real), ("fake", n_fake)):
         (task / label).mkdir(parents=True, exist_ok=True)
         for i in range(n):
@@ -174,8 +185,10 @@ def build_had(root: Path, n_real: int = 3, n_fake: int = 5) -> Path:
 AGE_GROUPS = ["Young Adult (18-30)", "Early Career (31-40)", "Mid Career (41-50)", "Senior (51-70)", "Elderly (71+)"]
 
 
-def build_vox_age(root: Path) -> None:
-    task = root / "VoxCeleb"
+def build_vox_age(root: Path, layout: str = "flat") -> None:
+    task = task_dir(root, "VoxAge", layout)
+    if layout == "release":
+        (task.parent / "concatenated_audio_age").mkdir(parents=True, exist_ok=True)  # empty in the release
     items = []
     for i, (answer, order) in enumerate([("Senior (51-70)", [4, 3, 2, 1, 0]),
                                          ("young adult (18-30)", [1, 0, 3, 4, 2]),
@@ -187,10 +200,13 @@ def build_vox_age(root: Path) -> None:
     write_json(task / "age_classification_task_meta.json", items)
 
 
-def build_vox_gender(root: Path) -> None:
-    task = root / "VoxCeleb"
+VOX_GENDERS = ["Male", "Male", "Male", "female", "Female", "Female", "Male"]  # 4 male, 3 female
+
+
+def build_vox_gender(root: Path, layout: str = "flat") -> None:
+    task = task_dir(root, "VoxGender", layout)
     items = []
-    for i, answer in enumerate(["Male", "Male", "Male", "female", "Female", "Female"]):
+    for i, answer in enumerate(VOX_GENDERS):
         rel = f"id2000{i}/00001.wav"
         write_audio(task / "wav" / rel, seed=i)
         items.append({"path": rel, "question": "What is the gender?", "choice_a": "Male", "choice_b": "Female",
@@ -198,8 +214,8 @@ def build_vox_gender(root: Path) -> None:
     write_json(task / "gender_id_task_meta.json", items)
 
 
-def build_librispeech(root: Path, with_missing: bool = False) -> Path:
-    split = root / "LibriSpeech" / "test-clean"
+def build_librispeech(root: Path, with_missing: bool = False, layout: str = "flat") -> Path:
+    split = task_dir(root, "LibriSpeech", layout) / "test-clean"
     chapter = split / "1089" / "134686"
     write_audio(chapter / "1089-134686-0000.flac")
     write_audio(chapter / "1089-134686-0001.flac", seed=1)
@@ -214,44 +230,67 @@ def build_librispeech(root: Path, with_missing: bool = False) -> Path:
     return split
 
 
+def build_all(root: Path, layout: str = "flat") -> Path:
+    build_librispeech(root, layout=layout)
+    build_race(root, layout)
+    build_slue(root, layout)
+    build_tau(root, layout=layout)
+    build_gtzan(root, "wav", layout)
+    build_desed(root, layout)
+    build_vesus(root, layout)
+    build_had(root, layout=layout)
+    build_vox_age(root, layout)
+    build_vox_gender(root, layout)
+    return root
+
+
+@pytest.fixture(params=LAYOUTS)
+def layout(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
-def full_root(tmp_path: Path) -> Path:
-    build_librispeech(tmp_path)
-    build_race(tmp_path)
-    build_slue(tmp_path)
-    build_tau(tmp_path)
-    build_gtzan(tmp_path, "wav")
-    build_desed(tmp_path)
-    build_vesus(tmp_path)
-    build_had(tmp_path)
-    build_vox_age(tmp_path)
-    build_vox_gender(tmp_path)
-    return tmp_path
+def full_root(tmp_path: Path, layout: str) -> Path:
+    return build_all(tmp_path, layout)
 
 
 # --------------------------------------------------------------------------- every task loads
 
-def test_every_task_loads(full_root: Path):
+def test_every_task_loads(full_root: Path, layout: str):
     counts = {name: len(load(name, full_root)) for name in TASKS}
+    assert counts == {"LibriSpeech": 3, "RACE": 4, "SLUE": 2, "TAU": 3, "GTZAN": 2, "DESED": 2, "VESUS": 6,
+                      "HAD": 8, "VoxAge": 3, "VoxGender": 7}
+    for name in TASKS:
+        folder = TASKS.get(name).folder(full_root)
+        assert folder.path == task_dir(full_root, name, layout)
+        assert folder.found_by == layout or (layout == "flat" and name in ("SLUE", "VESUS"))  # one folder in both
+
+
+def test_scripts_protocol_counts(full_root: Path):
+    """The original Qwen scripts' filters: HAD and VoxGender balanced with seed 42, VESUS without persons 2
+    and 10 'happy'; the other tasks evaluate every item under both protocols."""
+    counts = {name: len(load(name, full_root, protocol="scripts")) for name in TASKS}
     assert counts == {"LibriSpeech": 3, "RACE": 4, "SLUE": 2, "TAU": 3, "GTZAN": 2, "DESED": 2, "VESUS": 4,
                       "HAD": 6, "VoxAge": 3, "VoxGender": 6}
+    selection = TASKS.get("HAD").select(full_root, "scripts", 2)
+    assert (selection.published, selection.selected, len(selection.samples)) == (8, 6, 2)
 
 
-def test_race(full_root: Path):
+def test_race(full_root: Path, layout: str):
     samples = load("RACE", full_root)
     assert_well_formed(samples, UPPER4)
     assert [s.sample_id for s in samples] == ["high1/0", "high1/1", "middle7/0", "middle7/0#1"]
     assert [s.target for s in samples] == ["At home", "Ann", "Sunday", "Tuesday"]
     assert samples[0].question == "Where was Tom?"
-    assert samples[0].audio_path == full_root / "RACE/audio/high/high1.wav"
+    assert samples[0].audio_path == task_dir(full_root, "RACE", layout) / "audio/high/high1.wav"
     assert samples[0].meta == {"article_id": "high1", "question_idx": 0}
 
 
-def test_slue(full_root: Path):
+def test_slue(full_root: Path, layout: str):
     samples = load("SLUE", full_root)
     assert_well_formed(samples, UPPER4)
     assert [(s.sample_id, s.target) for s in samples] == [("slue_0", "Madrid"), ("slue_1", "Angela Merkel")]
-    assert samples[0].audio_path == full_root / "SLUE/slue_audio/slue_0.wav"
+    assert samples[0].audio_path == task_dir(full_root, "SLUE", layout) / SLUE_AUDIO[layout] / "slue_0.wav"
     assert samples[0].meta["task_name"] == "named_entity_recognition"
 
 
@@ -284,16 +323,26 @@ def test_desed(full_root: Path):
     assert samples[0].choices == ("Dog", "Cat", "Blender", "Frying")
 
 
-def test_vesus_drops_person2_and_person10_happy(full_root: Path):
-    samples = load("VESUS", full_root)
+def test_vesus_scripts_protocol_drops_person2_and_person10_happy(full_root: Path):
+    samples = load("VESUS", full_root, protocol="scripts")
     assert_well_formed(samples, UPPER4)
     kept = [f"vesus_{i}" for i, (_, _, keep) in enumerate(VESUS_ITEMS) if keep]
     assert [s.sample_id for s in samples] == kept
     assert [s.target for s in samples] == ["Happy", "Sad", "Angry", "Monotone"]
+    everything = load("VESUS", full_root)  # full: every published item
+    assert [s.sample_id for s in everything] == [f"vesus_{i}" for i in range(len(VESUS_ITEMS))]
 
 
-def test_had_balanced_and_interleaved(full_root: Path):
+def test_had_full_protocol_keeps_every_clip_interleaved(full_root: Path):
     samples = load("HAD", full_root)
+    assert_well_formed(samples, ("a", "b"))
+    assert [s.target for s in samples] == ["real", "fake"] * 3 + ["fake", "fake"]
+    assert sorted(s.sample_id for s in samples) == sorted(
+        [f"real/HAD_real_{i:05d}.wav" for i in range(3)] + [f"fake/HAD_fake_{i:05d}.wav" for i in range(5)])
+
+
+def test_had_scripts_protocol_balanced_and_interleaved(full_root: Path, layout: str):
+    samples = load("HAD", full_root, protocol="scripts")
     assert_well_formed(samples, ("a", "b"))
     assert [s.target for s in samples] == ["real", "fake"] * 3  # 3 real, 5 fake -> 3 + 3, alternating
     assert all(s.choices == ("real", "fake") for s in samples)
@@ -302,34 +351,38 @@ def test_had_balanced_and_interleaved(full_root: Path):
     fake_ids = [s.sample_id for s in samples if s.target == "fake"]
     assert len(set(fake_ids)) == 3 and set(fake_ids) <= {f"fake/HAD_fake_{i:05d}.wav" for i in range(5)}
     for s in samples:
-        assert s.audio_path == full_root / "HAD" / s.sample_id
-    assert [s.sample_id for s in load("HAD", full_root)] == [s.sample_id for s in samples]  # seeded
+        assert s.audio_path == task_dir(full_root, "HAD", layout) / s.sample_id
+    assert [s.sample_id for s in load("HAD", full_root, protocol="scripts")] == [s.sample_id for s in samples]  # seeded
 
 
 def test_had_more_real_than_fake(tmp_path: Path):
     build_had(tmp_path, n_real=4, n_fake=2)
-    samples = load("HAD", tmp_path)
+    samples = load("HAD", tmp_path, protocol="scripts")
     assert [s.target for s in samples] == ["real", "fake", "real", "fake"]
     assert {s.sample_id for s in samples if s.target == "fake"} == {"fake/HAD_fake_00000.wav",
                                                                     "fake/HAD_fake_00001.wav"}
 
 
-def test_vox_age(full_root: Path):
+def test_vox_age(full_root: Path, layout: str):
     samples = load("VoxAge", full_root)
     assert_well_formed(samples, ("A", "B", "C", "D", "E"))
     assert [s.target for s in samples] == ["Senior (51-70)", "Young Adult (18-30)", "Elderly (71+)"]
     assert [s.target_letter for s in samples] == ["B", "B", "E"]
-    assert samples[0].audio_path == full_root / "VoxCeleb/wav/id10500/00001.wav"
+    assert samples[0].audio_path == task_dir(full_root, "VoxAge", layout) / "wav/id10500/00001.wav"
     assert samples[0].meta == {"speaker_id_original": "id10500", "speaker_age": 40}
 
 
-def test_vox_gender_interleaved(full_root: Path):
+def test_vox_gender_interleaved(full_root: Path, layout: str):
     samples = load("VoxGender", full_root)
     assert_well_formed(samples, ("a", "b"))
-    assert [s.target for s in samples] == ["Male", "Female"] * 3  # "female" in the manifest is the Female option
-    assert [s.sample_id for s in samples] == [f"vox_gender_{i}" for i in (0, 3, 1, 4, 2, 5)]
-    assert samples[1].audio_path == full_root / "VoxCeleb/wav/id20003/00001.wav"
+    # "female" in the manifest is the Female option; full keeps the 4th male voice at the end
+    assert [s.target for s in samples] == ["Male", "Female"] * 3 + ["Male"]
+    assert [s.sample_id for s in samples] == [f"vox_gender_{i}" for i in (0, 3, 1, 4, 2, 5, 6)]
+    assert samples[1].audio_path == task_dir(full_root, "VoxGender", layout) / "wav/id20003/00001.wav"
     assert all(s.choices == ("Male", "Female") for s in samples)
+    balanced = load("VoxGender", full_root, protocol="scripts")  # the Qwen gender script: seed 42, 3 + 3
+    assert [s.target for s in balanced] == ["Male", "Female"] * 3
+    assert {s.sample_id for s in balanced} >= {f"vox_gender_{i}" for i in (3, 4, 5)}
 
 
 def test_librispeech(full_root: Path):

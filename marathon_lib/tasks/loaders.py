@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-import random
-import re
-from collections.abc import Callable, Mapping, Sequence
-from itertools import chain, zip_longest
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -128,7 +125,6 @@ def load_choice_manifest(
     audio_dirs: Sequence[str] = ("",),
     items_key: str | None = None,
     meta_keys: Sequence[str] = (),
-    keep: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> list[Sample]:
     """Generic reader for the seed's multiple-choice JSON manifests."""
     manifest_path = root / manifest
@@ -145,8 +141,6 @@ def load_choice_manifest(
         where = f"{what} item {index} of {manifest_path.name}"
         if not isinstance(item, Mapping):
             samples.append(_broken(f"{what}-{index}", root, f"{where}: not a JSON object"))
-            continue
-        if keep is not None and not keep(item):
             continue
         sample_id = _unique_id(_item_id(item, id_keys, path_key, index), seen)
         problem = unicode_problem(item)
@@ -200,29 +194,8 @@ def _broken(sample_id: str, root: Path, error: str) -> Sample:
     return Sample(sample_id=sample_id, audio_path=root, target="", error=error)
 
 
-def interleave_by_target(samples: list[Sample]) -> list[Sample]:
-    """Round-robin over classes (in order of first appearance) so any prefix (--sample-limit) stays balanced."""
-    groups: dict[str, list[Sample]] = {}
-    for sample in samples:
-        groups.setdefault(sample.target, []).append(sample)
-    return [s for s in chain.from_iterable(zip_longest(*groups.values())) if s is not None]
-
-
-def balance_by_target(samples: list[Sample], seed: int = 42) -> list[Sample]:
-    """Down-sample every class to the smallest class size with a fixed seed (the seed's HAD/Vox intent)."""
-    groups: dict[str, list[Sample]] = {}
-    for sample in samples:
-        groups.setdefault(sample.target, []).append(sample)
-    if not groups:
-        return []
-    size = min(len(g) for g in groups.values())
-    rng = random.Random(seed)
-    kept = {target: sorted(rng.sample(g, size), key=lambda s: s.sample_id) for target, g in groups.items()}
-    return interleave_by_target([s for target in groups for s in kept[target]])
-
-
 def load_had(root: Path) -> list[Sample]:
-    """HAD: <root>/real/*.wav and <root>/fake/*.wav, balanced with seed 42 (seed_spec §3.8)."""
+    """HAD: every clip of <root>/real/*.wav and <root>/fake/*.wav (the `scripts` protocol balances them)."""
     samples: list[Sample] = []
     for label in ("real", "fake"):
         folder = root / label
@@ -244,7 +217,7 @@ def load_had(root: Path) -> list[Sample]:
                     error=problem and f"HAD {label}: {problem}",
                 )
             )
-    return balance_by_target(samples)
+    return samples
 
 
 def load_librispeech(root: Path) -> list[Sample]:
@@ -298,9 +271,3 @@ def _read_trans(chapter_dir: Path) -> dict[str, str | DataError]:
             except UnicodeDecodeError as err:
                 table[key] = DataError(f"transcript {trans} line {number} is not UTF-8 text ({err.reason})")
     return table
-
-
-def vesus_keep(item: Mapping[str, Any]) -> bool:
-    """The seed (Qwen) drops persons 2 and 10 for 'happy'; applied here to every model alike."""
-    person = re.sub(r"\D", "", str(item.get("person_id", "")))
-    return not (person in {"2", "10"} and str(item.get("emotion_label", "")).lower() == "happy")

@@ -1,5 +1,9 @@
 """The ten AudioMarathon tasks. Prompt wording is the seed's (Qwen "Others" scripts, seed_spec.md §3);
-option order and the letters follow each item's own choices (fixing the seed's fixed-order Vox-age prompt)."""
+option order and the letters follow each item's own choices (fixing the seed's fixed-order Vox-age prompt).
+
+Folders: each task's folder in the release as downloaded (`Hezep/AudioMarathon`) and in the flat layout.
+Published counts: the release's dataset card (6,563 items in all). Protocols: `scripts` applies the
+original Qwen scripts' filters; `full` evaluates every published item."""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from collections.abc import Sequence
 from functools import partial
 
 from ..registry import Registry
-from .base import Sample, TaskSpec
-from .loaders import UPPER, interleave_by_target, load_choice_manifest, load_had, load_librispeech, vesus_keep
+from .base import PROTOCOLS, Sample, TaskSpec
+from .folders import TaskFolders
+from .loaders import UPPER, load_choice_manifest, load_had, load_librispeech
+from .protocols import BalanceClasses, Exclude, MetaIs
 
 TASKS: Registry[TaskSpec] = Registry("task")
 
@@ -89,18 +95,35 @@ def gender_prompt(sample: Sample) -> str:
 
 
 def _task(spec: TaskSpec) -> TaskSpec:
+    unknown = set(spec.protocols) - set(PROTOCOLS)
+    assert not unknown, f"{spec.name}: protocols {unknown} are not among {list(PROTOCOLS)}"
     return TASKS.register(spec.name, spec)
 
 
+# The Qwen HAD and gender scripts down-sample the larger class with random.seed(42).
+BALANCED = {"scripts": (BalanceClasses(seed=42),)}
+RACE_MANIFEST = "race_benchmark.json"
+SLUE_MANIFEST = "merged_audio_data.json"
+TAU_MANIFEST = "acoustic_scene_task_meta.json"
+GTZAN_MANIFEST = "music_genre_classification_meta.json"
+DESED_MANIFEST = "desed_sound_event_detection_task.json"
+VESUS_MANIFEST = "audio_emotion_dataset.json"
+VOX_AGE_MANIFEST = "age_classification_task_meta.json"
+VOX_GENDER_MANIFEST = "gender_id_task_meta.json"
+VOX_RELEASE = "VoxCeleb/concatenated_audio"  # its sibling concatenated_audio_age/ is empty in the release
+
+
 _task(TaskSpec(
-    name="LibriSpeech", code="ASR", category=SPEECH_CONTENT, data_dir="LibriSpeech", load=load_librispeech,
+    name="LibriSpeech", code="ASR", category=SPEECH_CONTENT, load=load_librispeech, published=204,
+    folders=TaskFolders(release="librispeech-long", flat="LibriSpeech", marker=("test-clean/",)),
     instruction="You are a helpful assistant that transcribes speech audio. Please listen carefully and provide "
     "the exact transcription of what is spoken in the audio.",
     format_prompt=asr_prompt, answer="text", max_new_tokens=ASR_TOKENS,
 ))
 _task(TaskSpec(
-    name="RACE", code="SCR", category=SPEECH_CONTENT, data_dir="RACE",
-    load=partial(load_choice_manifest, manifest="race_benchmark.json", what="RACE", layout="options",
+    name="RACE", code="SCR", category=SPEECH_CONTENT, published=820,
+    folders=TaskFolders(release="race_audio", flat="RACE", marker=(RACE_MANIFEST,)),
+    load=partial(load_choice_manifest, manifest=RACE_MANIFEST, what="RACE", layout="options",
                  answer_key="answer", path_key="audio_path", id_keys=("article_id", "question_idx"),
                  meta_keys=("article_id", "question_idx")),
     instruction="You are a helpful assistant that analyzes reading comprehension passages with audio narration. "
@@ -108,8 +131,9 @@ _task(TaskSpec(
     format_prompt=race_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS, per_question_options=True,
 ))
 _task(TaskSpec(
-    name="SLUE", code="SER", category=SPEECH_CONTENT, data_dir="SLUE",
-    load=partial(load_choice_manifest, manifest="merged_audio_data.json", what="SLUE",
+    name="SLUE", code="SER", category=SPEECH_CONTENT, published=490,
+    folders=TaskFolders(release="SLUE", flat="SLUE", marker=(SLUE_MANIFEST,)),
+    load=partial(load_choice_manifest, manifest=SLUE_MANIFEST, what="SLUE",
                  meta_keys=("task_name", "entity_types", "entity_count")),
     instruction="You are a helpful assistant that analyzes speech audio for named entity recognition. "
     "Please listen carefully and extract the requested named entities from the speech.",
@@ -117,24 +141,27 @@ _task(TaskSpec(
     per_question_options=True,
 ))
 _task(TaskSpec(
-    name="TAU", code="ASC", category=AUDIO_CLASSIFICATION, data_dir="TAU",
-    load=partial(load_choice_manifest, manifest="acoustic_scene_task_meta.json", what="TAU",
+    name="TAU", code="ASC", category=AUDIO_CLASSIFICATION, published=1145,
+    folders=TaskFolders(release="TAU/concatenated_resampled", flat="TAU", marker=(TAU_MANIFEST,)),
+    load=partial(load_choice_manifest, manifest=TAU_MANIFEST, what="TAU",
                  meta_keys=("scene_label",)),
     instruction="You are a helpful assistant that analyzes urban soundscape audio to identify acoustic scenes. "
     "Please listen to the audio carefully and classify the scene type.",
     format_prompt=tau_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
 ))
 _task(TaskSpec(
-    name="GTZAN", code="MC", category=AUDIO_CLASSIFICATION, data_dir="GTZAN",
+    name="GTZAN", code="MC", category=AUDIO_CLASSIFICATION, published=120,
+    folders=TaskFolders(release="GTZAN/concatenated_audio", flat="GTZAN", marker=(GTZAN_MANIFEST,)),
     # Qwen/Voxtral scripts read <root>/wav/<path>, Phi-4 reads <root>/<path>: accept both.
-    load=partial(load_choice_manifest, manifest="music_genre_classification_meta.json", what="GTZAN",
+    load=partial(load_choice_manifest, manifest=GTZAN_MANIFEST, what="GTZAN",
                  audio_dirs=("wav", ""), meta_keys=("genre_label",)),
     instruction="You are a helpful audio analysis assistant.",
     format_prompt=gtzan_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
 ))
 _task(TaskSpec(
-    name="DESED", code="SED", category=AUDIO_CLASSIFICATION, data_dir="DESED",
-    load=partial(load_choice_manifest, manifest="desed_sound_event_detection_task.json", what="DESED",
+    name="DESED", code="SED", category=AUDIO_CLASSIFICATION, published=254,
+    folders=TaskFolders(release="DESED/DESED_dataset/concatenated_audio", flat="DESED", marker=(DESED_MANIFEST,)),
+    load=partial(load_choice_manifest, manifest=DESED_MANIFEST, what="DESED",
                  layout="choices_dict", items_key="tasks", meta_keys=("task_type", "correct_event")),
     instruction="You are a helpful assistant that analyzes audio to detect and classify sound events. "
     "Please listen carefully and select the most appropriate answer from the given choices.",
@@ -142,9 +169,13 @@ _task(TaskSpec(
     per_question_options=True,
 ))
 _task(TaskSpec(
-    name="VESUS", code="ER", category=SPEAKER_INFORMATION, data_dir="VESUS",
-    load=partial(load_choice_manifest, manifest="audio_emotion_dataset.json", what="VESUS",
-                 id_keys=("uniq_id",), keep=vesus_keep, meta_keys=("emotion_label", "person_id")),
+    name="VESUS", code="ER", category=SPEAKER_INFORMATION, published=185,
+    folders=TaskFolders(release="VESUS", flat="VESUS", marker=(VESUS_MANIFEST,)),
+    load=partial(load_choice_manifest, manifest=VESUS_MANIFEST, what="VESUS",
+                 id_keys=("uniq_id",), meta_keys=("emotion_label", "person_id")),
+    # the Qwen VESUS scripts drop "happy" for persons 2 and 10 ("person2", 2 and "2" alike)
+    protocols={"scripts": (Exclude((MetaIs("person_id", ("2", "10"), digits=True),
+                                    MetaIs("emotion_label", ("happy",)))),)},
     instruction="You are a helpful assistant that analyzes speech audio to recognize emotions. "
     "Please listen to the voice carefully and identify the emotional state of the speaker.",
     format_prompt=select_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
@@ -152,15 +183,18 @@ _task(TaskSpec(
              "fearful": ("fear", "afraid"), "monotone": ("neutral",)},
 ))
 _task(TaskSpec(
-    name="HAD", code="SD", category=SPEAKER_INFORMATION, data_dir="HAD", load=load_had,
+    name="HAD", code="SD", category=SPEAKER_INFORMATION, load=load_had, published=776,
+    folders=TaskFolders(release="HAD/concatenated_audio", flat="HAD", marker=("real/", "fake/")),
+    protocols=BALANCED, interleave=True,
     instruction="You are a helpful assistant that analyzes audio to determine authenticity.",
     format_prompt=had_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
     aliases={"real": ("authentic", "genuine"),
              "fake": ("synthetic", "synthesized", "artificial", "artificially synthesized", "spoofed")},
 ))
 _task(TaskSpec(
-    name="VoxAge", code="SAR", category=SPEAKER_INFORMATION, data_dir="VoxCeleb",
-    load=partial(load_choice_manifest, manifest="age_classification_task_meta.json", what="VoxCeleb age",
+    name="VoxAge", code="SAR", category=SPEAKER_INFORMATION, published=959,
+    folders=TaskFolders(release=VOX_RELEASE, flat="VoxCeleb", marker=(VOX_AGE_MANIFEST,)),
+    load=partial(load_choice_manifest, manifest=VOX_AGE_MANIFEST, what="VoxCeleb age",
                  n_choices=5, letters=UPPER[:5], id_keys=("uniq_id",), audio_dirs=("wav",),
                  meta_keys=("speaker_id_original", "speaker_age")),
     instruction="You are a helpful assistant that analyzes speech audio to estimate speaker age. "
@@ -168,10 +202,11 @@ _task(TaskSpec(
     format_prompt=select_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
 ))
 _task(TaskSpec(
-    name="VoxGender", code="SGR", category=SPEAKER_INFORMATION, data_dir="VoxCeleb",
-    load=lambda root: interleave_by_target(load_choice_manifest(  # balanced prefix for --sample-limit
-        root, manifest="gender_id_task_meta.json", what="VoxCeleb gender", n_choices=2, letters=("a", "b"),
-        audio_dirs=("wav",), meta_keys=("speaker_id_original",))),
+    name="VoxGender", code="SGR", category=SPEAKER_INFORMATION, published=1614,
+    folders=TaskFolders(release=VOX_RELEASE, flat="VoxCeleb", marker=(VOX_GENDER_MANIFEST,)),
+    load=partial(load_choice_manifest, manifest=VOX_GENDER_MANIFEST, what="VoxCeleb gender", n_choices=2,
+                 letters=("a", "b"), audio_dirs=("wav",), meta_keys=("speaker_id_original",)),
+    protocols=BALANCED, interleave=True,
     instruction="You are a helpful assistant that analyzes speech audio to classify speaker gender. "
     "Please listen to the voice carefully and determine the speaker's gender.",
     format_prompt=gender_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
