@@ -23,6 +23,7 @@ pytest_plugins = ["fixtures.data", "fixtures.models", "fixtures.pruning", "fixtu
 OPTIONS_KEY = pytest.StashKey[RunOptions]()
 SESSION_KEY = pytest.StashKey[str]()  # this session's id; xdist workers get the controller's (workerinput)
 RESULTS_ENV = "MARATHON_RESULTS_DIR"  # shared by the controller and its xdist workers
+DATA_ENV = "MARATHON_PINNED_DATA_ROOT"  # the controller's resolved data root (hf:// at its commit), for workers
 GPUS_ENV = "MARATHON_XDIST_GPUS"
 
 
@@ -65,7 +66,12 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         # the options are declared once, in marathon_lib.options.SUITE_OPTIONS (registered by the pytest11 plugin)
         given = {option.name: config.getoption(option.name) for option in SUITE_OPTIONS}
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        if worker and given["data_root"] and os.environ.get(DATA_ENV):
+            given["data_root"] = os.environ[DATA_ENV]  # the same snapshot commit as the controller
         options = build_options(**(given | {"results_dir": results_dir}))
+        if options.data_root is not None and not worker:
+            os.environ[DATA_ENV] = options.data_root.pinned
         check_prune_layer(options, cache_root() / "models")
     except ConfigError as err:
         raise pytest.UsageError(str(err)) from None
@@ -113,11 +119,11 @@ def run_options(pytestconfig: pytest.Config) -> RunOptions:
 
 
 @pytest.fixture(scope="session")
-def results(run_options: RunOptions, pytestconfig: pytest.Config) -> ResultsDir:
+def results(run_options: RunOptions, dataset, pytestconfig: pytest.Config) -> ResultsDir:
     session = pytestconfig.stash[SESSION_KEY]
     results = ResultsDir(run_options.results_dir, session=session).ensure()
     record_session(results.root, run_manifest(run_options.as_manifest(), run_options.device, session)
-                   | {"models": model_policies(run_options.models)})
+                   | {"models": model_policies(run_options.models), "data": dataset.manifest(run_options.protocol)})
     return results
 
 

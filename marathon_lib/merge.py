@@ -17,8 +17,8 @@ from .results import ResultsDir, read_records, rewrite_records, run_manifest, wr
 from .runner import CaseSpec, build_case
 from .tasks import TASKS
 
-# case fields that come from the model or the run's generation budget, not from the records
-CARRIED = ("model_layers", "max_new_tokens", "generation_capped")
+# case fields that come from the model, the run's generation budget or its data, not from the records
+CARRIED = ("model_layers", "max_new_tokens", "generation_capped", "protocol", "data")
 
 
 def merge_results(sources: Sequence[Path], out: Path) -> list[dict[str, Any]]:

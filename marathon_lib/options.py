@@ -8,14 +8,16 @@ import hashlib
 import importlib.util
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
 from .controls import check_controls
+from .dataroot import DataRoot, resolve_data_root
 from .errors import ConfigError
 from .kv import MODES, PRESSES, SCOPES
-from .tasks import TASKS
+from .tasks import DEFAULT_PROTOCOL, PROTOCOLS, TASKS
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 DEFAULT_PRUNE_LAYER = 2
@@ -48,7 +50,12 @@ SUITE_OPTIONS: tuple[Option, ...] = (
     Option("--prune-ratio", None, "fraction of audio tokens dropped; comma list sweeps (default 0.0)"),
     Option("--prune-layer", DEFAULT_PRUNE_LAYER, "decoder layer K where pruning happens", type=int),
     Option("--sample-limit", 0, "samples per case (0 = all)", type=int),
-    Option("--data-root", None, "AudioMarathon data (seed layout); default: synthetic data"),
+    Option("--data-root", None, "AudioMarathon data: a folder (the release tree as downloaded, or the flat layout) "
+                                "or hf://Hezep/AudioMarathon[@revision] (downloaded into the Hugging Face cache); "
+                                "default: synthetic data"),
+    Option("--protocol", DEFAULT_PROTOCOL, "which published items each task evaluates: full (all) or scripts (the "
+                                           "original Qwen scripts' filters: HAD and VoxGender balanced with seed 42, "
+                                           "the VESUS filter)"),
     Option("--results-dir", None, "results directory (default: results/run-<time>)"),
     Option("--device", None, "cpu, cuda, cuda:1 ... (default: cuda if available)"),
     Option("--dtype", "auto", "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16"),
@@ -130,7 +137,7 @@ class RunOptions:
     prune_ratios: list[float]
     prune_layer: int
     sample_limit: int | None
-    data_root: Path | None
+    data_root: DataRoot | None  # None: the synthetic datasets
     results_dir: Path
     device: str
     dtype: str
@@ -152,9 +159,13 @@ class RunOptions:
     max_score_drop: float | None = None
     max_slowdown: float | None = None
     min_retained: float | None = None
+    protocol: str = DEFAULT_PROTOCOL  # which published items each task evaluates (tasks.base.PROTOCOLS)
 
     def as_manifest(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        """The options as given (the resolved data root is the manifest's `data` block)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclass_fields(self)}
+        fields["data_root"] = self.data_root.source if self.data_root else None
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in fields.items()}
 
 
 def parse_shard(value: str | None) -> tuple[int, int] | None:
@@ -229,23 +240,24 @@ def build_options(**given: Any) -> RunOptions:
         raise ConfigError(f"--press-scope: {raw['press_scope']!r} is not one of {', '.join(SCOPES)}")
     if raw["press_mode"] not in MODES:
         raise ConfigError(f"--press-mode: {raw['press_mode']!r} is not one of {', '.join(MODES)}")
-    root = Path(raw["data_root"]) if raw["data_root"] else None
-    if root is not None and not root.is_dir():
-        raise ConfigError(f"--data-root: {root} is not a directory")
     baseline = Path(raw["baseline"]) if raw["baseline"] else None
     if baseline is not None and not baseline.is_file():
         raise ConfigError(f"--baseline: {baseline} is not a file (make one with: marathon baseline RESULTS_DIR)")
+    if raw["protocol"] not in PROTOCOLS:
+        raise ConfigError(f"--protocol: {raw['protocol']!r} is not one of {', '.join(PROTOCOLS)}")
+    results_dir = check_results_dir(Path(raw["results_dir"]))
+    root = resolve_data_root(raw["data_root"], task_names) if raw["data_root"] else None  # hf:// downloads here
     return RunOptions(
         models=model_names, tasks=task_names, pruners=pruner_names, prune_ratios=prune_ratios,
         prune_layer=raw["prune_layer"], sample_limit=raw["sample_limit"] or None, data_root=root,
-        results_dir=check_results_dir(Path(raw["results_dir"])), device=device, dtype=dtype,
+        results_dir=results_dir, device=device, dtype=dtype,
         attn_implementation=raw["attn_implementation"], seed=raw["seed"],
         synthetic_seconds=raw["synthetic_seconds"], synthetic_samples=raw["synthetic_samples"],
         shard=parse_shard(raw["shard"]), presses=press_names, compression_ratios=compression_ratios,
         press_scope=raw["press_scope"], press_mode=raw["press_mode"], trust_remote_code=raw["trust_remote_code"],
         decode=raw["decode"], reuse_audio_encoder=raw["reuse_audio_encoder"],
         max_new_tokens=raw["max_new_tokens"] or None, baseline=baseline, max_score_drop=raw["max_score_drop"],
-        max_slowdown=raw["max_slowdown"], min_retained=raw["min_retained"],
+        max_slowdown=raw["max_slowdown"], min_retained=raw["min_retained"], protocol=raw["protocol"],
         controls=check_controls(split_list(raw["controls"], "--controls")),
     )
 

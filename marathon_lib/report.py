@@ -23,7 +23,7 @@ from .tables import (
     paired_comparisons,
     retained_rows,
 )
-from .tasks import LEADERBOARD_COLUMNS, TASKS
+from .tasks import LEADERBOARD_COLUMNS, PROTOCOLS, TASKS
 
 MIXED_NOTE = ("> **Mixed settings.** These cases were written by sessions whose settings differ (manifest.json lists "
               "the sessions, each case JSON names its `session`): compare them with care.")
@@ -77,6 +77,7 @@ def leaderboard_markdown(summary: dict[str, Any], merged: dict[str, Any] | None 
         "",
         headline_note(),
         "",
+        *protocol_markdown(cases),
         *_capped_markdown(cases),
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -156,6 +157,39 @@ def _controls_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
                      f"{_pm(row['score'], row['ci_half_width'])} | {_pm(row['base_score'], row['base_ci_half_width'])} | "
                      f"{_cell(row['chance'])} | {_vs_base_cell(row['vs_base'])} |")
     return lines
+
+
+def protocol_markdown(cases: Sequence[dict[str, Any]]) -> list[str]:
+    """The sample protocol, the data and how many samples each task evaluated: scores under another protocol,
+    on other data or cut by --sample-limit / --shard are not comparable."""
+    protocols = sorted({case.get("protocol") or "not recorded" for case in cases})
+    if len(protocols) == 1:
+        name = protocols[0]
+        lines = [f"- **Sample protocol: {name}** (`--protocol`): {PROTOCOLS.get(name, 'cases written before protocols')}."]
+    else:
+        lines = [f"- **Sample protocols differ between these cases** ({', '.join(protocols)}): "
+                 "their scores are not comparable."]
+    sources = sorted({_data_label(case["data"]) for case in cases if case.get("data")})
+    if sources:
+        lines.append(f"- Data: {'; '.join(sources)}.")
+    evaluated = []
+    for task in TASKS.names():
+        of_task = [case for case in cases if case["task"] == task]
+        if not of_task:
+            continue
+        counts = "/".join(str(n) for n in sorted({case["metrics"]["n"] for case in of_task}))
+        published = {(case.get("data") or {}).get("published") for case in of_task} - {None}
+        filters = {TASKS.get(task).describe_protocol(case["protocol"]) for case in of_task if case.get("protocol")}
+        notes = ([f"of {'/'.join(map(str, sorted(published)))} published"] if published else []) + sorted(
+            f for f in filters if f)
+        evaluated.append(f"{task} {counts}" + (f" ({'; '.join(notes)})" if notes else ""))
+    lines.append("- Samples evaluated per task: " + ", ".join(evaluated) + ".")
+    return lines + [""]
+
+
+def _data_label(data: dict[str, Any]) -> str:
+    commit = data.get("commit")
+    return f"`{data['source']}` at commit `{commit[:12]}`" if commit else f"`{data['source']}`"
 
 
 def _capped_markdown(cases: Sequence[dict[str, Any]]) -> list[str]:

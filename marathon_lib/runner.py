@@ -22,7 +22,7 @@ from .models.inputs import Generation, ModelInputs, span_positions
 from .pruning import PruneHook
 from .pruning.selectors import kept_count
 from .results import SCHEMA_VERSION, ResultsDir, append_record, now_iso, read_records, rewrite_records
-from .tasks import Sample, TaskSpec, parse_choice, parse_transcript
+from .tasks import DEFAULT_PROTOCOL, Sample, TaskSpec, parse_choice, parse_transcript
 from .tasks.parsers import PARSER_VERSIONS
 
 WARMUP_TOKENS = 2
@@ -146,8 +146,12 @@ class CaseRunner:
         shard: tuple[int, int] | None = None,
         press: Any = None,
         max_new_tokens: int | None = None,
+        protocol: str = DEFAULT_PROTOCOL,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
         self.case, self.spec, self.model, self.results = case, spec, model, results
+        self.protocol = protocol  # --protocol: which published items the case evaluates
+        self.data = dict(data) if data else None  # where the samples came from (DataRoot.case_data)
         self.progress = progress or (lambda message: None)
         self.hook, self.seed, self.shard, self.press = hook, seed, shard, press
         self.token_cap = max_new_tokens  # --max-new-tokens; None runs each task's own budget
@@ -202,6 +206,8 @@ class CaseRunner:
             "max_new_tokens": self.max_new_tokens,
             # a cut budget truncates long answers (ASR transcripts): the report flags such scores
             "generation_capped": self.max_new_tokens < self.spec.max_new_tokens,
+            "protocol": self.protocol,
+            "data": self.data,
         }
         self.results.write_case(case)
         return case
@@ -229,7 +235,10 @@ class CaseRunner:
                        self.seed],
             "generation": [self.max_new_tokens, str(self.model.dtype), self.model.attn_implementation,
                            str(self.model.device.type)],
+            "protocol": self.protocol,
         }
+        if self.data and self.data.get("commit"):  # a new dataset revision recomputes; the same one resumes
+            identity["data_commit"] = self.data["commit"]
         if self.decode_mode() not in ("eager", None):  # eager keys stay those of runs before decode modes existed
             identity["decode"] = self.decode_mode()
         if getattr(self.model, "encoder_cache", None) is not None:  # prefill timed without the encoder on reuse

@@ -14,8 +14,8 @@ from marathon_lib.runner import CaseRunner, CaseSpec
 from marathon_lib.tasks import TASKS
 
 METADATA_KEYS = ("case_id", "task", "task_code", "model", "pruner", "prune_ratio", "prune_layer", "press",
-                 "compression_ratio", "press_scope", "press_mode", "control", "max_new_tokens", "generation_capped", "metrics",
-                 "timing", "tokens")
+                 "compression_ratio", "press_scope", "press_mode", "control", "max_new_tokens", "generation_capped",
+                 "protocol", "data", "metrics", "timing", "tokens")
 
 
 def live_progress(config: pytest.Config):
@@ -32,16 +32,17 @@ def live_progress(config: pytest.Config):
     return write
 
 
-def test_case(case: CaseSpec, run_options, data_root, case_model, prune_hook, kv_press, results, gate,
+def test_case(case: CaseSpec, run_options, dataset, case_model, prune_hook, kv_press, results, gate,
               json_metadata: dict, request: pytest.FixtureRequest) -> None:
     spec = TASKS.get(case.task)
-    samples = [s for s in spec.samples(data_root, run_options.sample_limit)
-               if in_shard(case.case_id, s.sample_id, run_options.shard)]
+    selection = spec.select(dataset.path, run_options.protocol, run_options.sample_limit)
+    samples = [s for s in selection.samples if in_shard(case.case_id, s.sample_id, run_options.shard)]
     if not samples and run_options.shard:
         pytest.skip(f"shard {run_options.shard[0]}/{run_options.shard[1]} holds no sample of {case.case_id}")
     progress = live_progress(request.config)
     runner = CaseRunner(case, spec, case_model, results, progress=progress, hook=prune_hook, seed=run_options.seed,
-                        shard=run_options.shard, press=kv_press, max_new_tokens=run_options.max_new_tokens)
+                        shard=run_options.shard, press=kv_press, max_new_tokens=run_options.max_new_tokens,
+                        protocol=run_options.protocol, data=dataset.case_data(selection))
     summary = runner.run(samples)
 
     json_metadata.update({key: summary[key] for key in METADATA_KEYS})  # pytest-json-report, per case
