@@ -19,12 +19,26 @@ def _fixtures(args: argparse.Namespace) -> None:
 
     if args.out:
         manifest = build_synthetic_datasets(Path(args.out), seconds=args.seconds, samples_per_task=args.samples,
-                                            seed=args.seed)
+                                            seed=args.seed, layout=args.layout)
         print(json.dumps({k: v for k, v in manifest.items() if k != "tasks"}, indent=2))
         print(f"wrote {args.out}")
     else:
         print(ensure_synthetic_datasets(cache_root() / "data", seconds=args.seconds, samples_per_task=args.samples,
-                                        seed=args.seed))
+                                        seed=args.seed, layout=args.layout))
+
+
+def _data_check(args: argparse.Namespace) -> int:
+    from .datacheck import check_data, check_table
+    from .dataroot import open_data_root
+    from .tasks import TASKS
+
+    tasks = args.tasks.split(",") if args.tasks else TASKS.names()
+    for task in tasks:
+        TASKS.get(task)  # an unknown name stops here, before anything is read or downloaded
+    report = check_data(open_data_root(args.root, tasks), tasks, decode=args.decode)
+    print(json.dumps(report, indent=2) if args.json else check_table(report))
+    gaps = any(c["status"] != "ok" for c in report["tasks"].values())
+    return 1 if report["manifest_errors"] or (args.strict and gaps) else 0
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -200,7 +214,22 @@ def build_parser() -> argparse.ArgumentParser:
     fixtures.add_argument("--seconds", type=float, default=60.0)
     fixtures.add_argument("--samples", type=int, default=3, help="samples per task (per class for HAD)")
     fixtures.add_argument("--seed", type=int, default=0)
+    fixtures.add_argument("--layout", choices=("flat", "release"), default="flat",
+                          help="flat: one folder per dataset; release: the AudioMarathon release tree as downloaded")
     fixtures.set_defaults(func=_fixtures)
+
+    data = sub.add_parser("data", help="data-root tools")
+    data_jobs = data.add_subparsers(dest="data_command", required=True)
+    check = data_jobs.add_parser("check", help="per task: items, audio present/missing/undecodable, durations, "
+                                               "rates, channels, counts against the release")
+    check.add_argument("root", help="a data root folder or hf://Hezep/AudioMarathon[@revision]")
+    check.add_argument("--tasks", help="comma list (default: all 10)")
+    check.add_argument("--decode", action="store_true", help="decode every file (slow) instead of reading headers")
+    check.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 1 on any gap (missing/undecodable audio, bad items, counts off), not only on a "
+                            "missing or unreadable manifest")
+    check.set_defaults(func=_data_check)
 
     report = sub.add_parser("report", help="summary.json, leaderboard.md and plots/ from results directories")
     report.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR")

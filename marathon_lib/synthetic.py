@@ -34,11 +34,22 @@ import soxr
 
 from .paths import build_once
 
+from .tasks import TASKS
+
 GENERATOR_VERSION: str = "1"
 
 TASK_DIRS: tuple[str, ...] = (
     "LibriSpeech", "RACE", "SLUE", "TAU", "GTZAN", "DESED", "VESUS", "HAD", "VoxCeleb",
 )
+# Where each dataset's folder goes: the flat layout (one folder per dataset) or the AudioMarathon release tree
+# as downloaded, both read from the task specs (tasks.folders.TaskFolders).
+LAYOUTS: dict[str, dict[str, str]] = {
+    "flat": {TASKS.get(task).folders.flat: TASKS.get(task).folders.flat for task in TASKS},
+    "release": {TASKS.get(task).folders.flat: TASKS.get(task).folders.release for task in TASKS},
+}
+# What else the release tree holds: SLUE audio under its split's folder, VoxCeleb's empty age sibling.
+_SLUE_AUDIO = {"flat": "audio", "release": "dev/mixed_concatenated_audio"}
+_EMPTY_DIRS = {"flat": (), "release": ("VoxCeleb/concatenated_audio_age",)}
 
 # Multiple-choice texts exactly as the benchmark spells them ("Name - code" where it has codes).
 TAU_SCENES: tuple[str, ...] = (
@@ -432,6 +443,7 @@ class _Ctx:
     n: int
     seed: int
     engine: _Engine
+    layout: str = "flat"
 
     def rng(self, task: str) -> np.random.Generator:
         return np.random.default_rng(self.seed + zlib.crc32(task.encode()))
@@ -439,18 +451,28 @@ class _Ctx:
     def samples(self, sr: int) -> int:
         return round(self.seconds * sr)
 
+    def place(self, rel: str) -> str:
+        """"TAU/x.wav" -> the dataset's folder in this layout ("TAU/concatenated_resampled/x.wav")."""
+        dataset, sep, rest = rel.partition("/")
+        return f"{LAYOUTS[self.layout][dataset]}{sep}{rest}" if dataset in LAYOUTS[self.layout] else rel
+
     def write_audio(self, rel: str, audio: np.ndarray, sr: int) -> str:
+        rel = self.place(rel)
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         fmt = "FLAC" if rel.endswith(".flac") else "WAV"
         sf.write(path, _finish(audio), sr, format=fmt, subtype="PCM_16")
         return rel
 
-    def write_json(self, rel: str, obj: object) -> str:
+    def write_text(self, rel: str, text: str) -> str:
+        rel = self.place(rel)
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
         return rel
+
+    def write_json(self, rel: str, obj: object) -> str:
+        return self.write_text(rel, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
     def noise_floor(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return _NOISE_FLOOR * rng.standard_normal(n)
@@ -493,8 +515,7 @@ def _write_librispeech(ctx: _Ctx) -> list[str]:
                                      audio, sr))
     for (spk, chapter), lines in transcripts.items():
         rel = f"LibriSpeech/test-clean/{spk}/{chapter}/{spk}-{chapter}.trans.txt"
-        (ctx.root / rel).write_text("\n".join(lines) + "\n", encoding="utf-8")
-        files.append(rel)
+        files.append(ctx.write_text(rel, "\n".join(lines) + "\n"))
     return files
 
 
@@ -589,16 +610,17 @@ def _write_slue(ctx: _Ctx) -> list[str]:
         lead = _fact_lead(rng, sentence, filler, voice, ctx.seconds)
         audio, spoken = ctx.speech(rng, voice, filler, sr, lead)
         name = f"slue_synth_{i:05d}.wav"
-        files.append(ctx.write_audio(f"SLUE/audio/{name}", audio, sr))
+        folder = _SLUE_AUDIO[ctx.layout]
+        files.append(ctx.write_audio(f"SLUE/{folder}/{name}", audio, sr))
         question, _, pool = _SLUE_QUESTIONS[kind]
         correct = entities[("city", "person", "org")[kind]]
         options = _choices(rng, correct, pool, 4, pos)
-        items.append({"path": f"audio/{name}", "question": question, **_choice_fields(options),
+        items.append({"path": f"{folder}/{name}", "question": question, **_choice_fields(options),
                       "answer_gt": _LETTERS[pos], "task_name": "named_entity_recognition",
                       "dataset_name": "slue-voxpopuli", "entity_count": 3,
                       "entity_types": [t for _, t, _ in _SLUE_QUESTIONS],
                       "source_count": len(spoken), "audio_duration_info": f"{ctx.seconds:.2f}s",
-                      "source_folder": "audio", "source_file": name, "uniq_id": f"slue_{i:05d}"})
+                      "source_folder": folder, "source_file": name, "uniq_id": f"slue_{i:05d}"})
     files.append(ctx.write_json("SLUE/merged_audio_data.json", items))
     return files
 
@@ -1403,13 +1425,18 @@ _WRITERS: tuple[tuple[str, Callable[[_Ctx], list[str]]], ...] = (
 
 
 def build_synthetic_datasets(root: Path, *, seconds: float = 60.0, samples_per_task: int = 3,
-                             seed: int = 0) -> dict:
-    """Write all 10 task datasets under root and return (and write) the fixtures manifest."""
+                             seed: int = 0, layout: str = "flat") -> dict:
+    """Write all 10 task datasets under root in the flat layout or the release tree and return (and write)
+    the fixtures manifest (files relative to root, per dataset)."""
     if seconds <= 0 or samples_per_task < 1:
         raise ValueError("seconds must be > 0 and samples_per_task >= 1")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    ctx = _Ctx(root, float(seconds), int(samples_per_task), int(seed), _detect_engine())
+    ctx = _Ctx(root, float(seconds), int(samples_per_task), int(seed), _detect_engine(), layout)
+    for empty in _EMPTY_DIRS[layout]:
+        (root / empty).mkdir(parents=True, exist_ok=True)
     tasks: dict[str, dict] = {d: {"n": 0, "files": []} for d in TASK_DIRS}
     # Threads overlap espeak-ng subprocesses with numpy work; each writer owns its rng and
     # its files, and results are merged in a fixed order, so output stays deterministic.
@@ -1420,25 +1447,27 @@ def build_synthetic_datasets(root: Path, *, seconds: float = 60.0, samples_per_t
         tasks[task_dir]["n"] += sum(f.endswith((".wav", ".flac")) for f in files)
     manifest = {"generator_version": GENERATOR_VERSION, "seconds": ctx.seconds,
                 "samples_per_task": ctx.n, "seed": ctx.seed, "speech_engine": ctx.engine.name,
-                "tasks": tasks}
+                "layout": layout, "tasks": tasks}
     ctx.write_json("fixtures_manifest.json", manifest)
     return manifest
 
 
-def _cache_key(seconds: float, samples_per_task: int, seed: int, engine: str) -> str:
-    blob = json.dumps([GENERATOR_VERSION, float(seconds), int(samples_per_task), int(seed), engine])
+def _cache_key(seconds: float, samples_per_task: int, seed: int, engine: str, layout: str = "flat") -> str:
+    parts: list[object] = [GENERATOR_VERSION, float(seconds), int(samples_per_task), int(seed), engine]
+    blob = json.dumps(parts if layout == "flat" else [*parts, layout])  # flat keys stay those of earlier builds
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def ensure_synthetic_datasets(cache_root: Path, *, seconds: float = 60.0,
-                              samples_per_task: int = 3, seed: int = 0) -> Path:
-    """Build once per (version, args, speech engine) under cache_root and return the data root."""
+                              samples_per_task: int = 3, seed: int = 0, layout: str = "flat") -> Path:
+    """Build once per (version, args, speech engine, layout) under cache_root and return the data root."""
     cache_root = Path(cache_root)
     cache_root.mkdir(parents=True, exist_ok=True)
-    key = _cache_key(seconds, samples_per_task, seed, _detect_engine().name)
+    key = _cache_key(seconds, samples_per_task, seed, _detect_engine().name, layout)
 
     def build(staging: Path) -> str:
-        build_synthetic_datasets(staging, seconds=seconds, samples_per_task=samples_per_task, seed=seed)
+        build_synthetic_datasets(staging, seconds=seconds, samples_per_task=samples_per_task, seed=seed,
+                                 layout=layout)
         return key + "\n"
 
     return build_once(cache_root / f"synthetic-{key}", "COMPLETE", build)
