@@ -177,13 +177,14 @@ def protocol_markdown(cases: Sequence[dict[str, Any]]) -> list[str]:
         of_task = [case for case in cases if case["task"] == task]
         if not of_task:
             continue
-        counts = "/".join(str(n) for n in sorted({case["metrics"]["n"] for case in of_task}))
+        counts = ", ".join(str(n) for n in sorted({case["metrics"]["n"] for case in of_task}))
         published = {(case.get("data") or {}).get("published") for case in of_task} - {None}
-        filters = {TASKS.get(task).describe_protocol(case["protocol"]) for case in of_task if case.get("protocol")}
-        notes = ([f"of {'/'.join(map(str, sorted(published)))} published"] if published else []) + sorted(
-            f for f in filters if f)
-        evaluated.append(f"{task} {counts}" + (f" ({'; '.join(notes)})" if notes else ""))
-    lines.append("- Samples evaluated per task: " + ", ".join(evaluated) + ".")
+        filters = sorted({TASKS.get(task).describe_protocol(case["protocol"]) or ""
+                          for case in of_task if case.get("protocol")} - {""})
+        of = f"/{', '.join(map(str, sorted(published)))}" if published else ""
+        evaluated.append(f"{task} {counts}{of}" + (f" ({'; '.join(filters)})" if filters else ""))
+    lines.append("- Samples evaluated per task (of the items published in the data used): "
+                 + ", ".join(evaluated) + ".")
     return lines + [""]
 
 

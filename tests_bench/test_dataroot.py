@@ -214,7 +214,7 @@ def test_leaderboard_names_the_protocol_and_the_counts():
     text = "\n".join(protocol_markdown([case("HAD", "scripts", 630, 776), case("TAU", "scripts", 1145, 1145)]))
     assert "Sample protocol: scripts" in text
     assert f"`hf://{REPO}` at commit `{COMMIT_1[:12]}`" in text
-    assert "TAU 1145 (of 1145 published), HAD 630 (of 776 published; classes balanced" in text
+    assert "TAU 1145/1145, HAD 630/776 (classes balanced to the smallest one (seed 42))." in text
     mixed = "\n".join(protocol_markdown([case("HAD", "scripts", 630, 776), case("HAD", "full", 776, 776)]))
     assert "Sample protocols differ between these cases** (full, scripts)" in mixed
 
