@@ -66,6 +66,8 @@ def test_defaults_are_valid() -> None:
     ({"presses": "knorm", "compression_ratio": "1.0"}, ["--compression-ratio", "1.0"]),
     ({"press_scope": "text"}, ["--press-scope", "text"]),
     ({"press_mode": "eager"}, ["--press-mode", "eager"]),
+    ({"protocol": "balanced"}, ["--protocol", "balanced", "full", "scripts"]),
+    ({"data_root": "hf://AudioMarathon"}, ["--data-root", "hf://owner/name"]),
 ])
 def test_bad_value_names_the_option(change: dict, words: list[str]) -> None:
     with pytest.raises(ConfigError) as raised:
@@ -157,3 +159,9 @@ def test_cli_spells_options_as_pytest_does(command: list[str]) -> None:
     for old in ("--ratios", "--prune-ratios", "--layer"):
         with pytest.raises(SystemExit):
             parser.parse_args([*command, old, "1"])
+
+
+def test_protocol_is_recorded() -> None:
+    assert build_options(**GOOD).protocol == "full"
+    options = build_options(**GOOD, protocol="scripts")
+    assert options.protocol == "scripts" and options.as_manifest()["protocol"] == "scripts"
