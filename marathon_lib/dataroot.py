@@ -30,7 +30,7 @@ class HubSource:
     revision: str | None = None
 
     @classmethod
-    def parse(cls, value: str) -> "HubSource":
+    def parse(cls, value: str) -> HubSource:
         spec = value.removeprefix(HF_SCHEME).removeprefix("datasets/")
         repo_id, _, revision = spec.partition("@")
         if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id) or (_ and not revision):

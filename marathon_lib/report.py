@@ -165,10 +165,11 @@ def protocol_markdown(cases: Sequence[dict[str, Any]]) -> list[str]:
     protocols = sorted({case.get("protocol") or "not recorded" for case in cases})
     if len(protocols) == 1:
         name = protocols[0]
-        lines = [f"- **Sample protocol: {name}** (`--protocol`): {PROTOCOLS.get(name, 'cases written before protocols')}."]
+        meaning = PROTOCOLS.get(name, "cases written before protocols")
+        lines = [f"- **Sample protocol: {name}** (`--protocol`): {meaning}."]
     else:
-        lines = [f"- **Sample protocols differ between these cases** ({', '.join(protocols)}): "
-                 "their scores are not comparable."]
+        differ = f"- **Sample protocols differ between these cases** ({', '.join(protocols)})"
+        lines = [f"{differ}: their scores are not comparable."]
     sources = sorted({_data_label(case["data"]) for case in cases if case.get("data")})
     if sources:
         lines.append(f"- Data: {'; '.join(sources)}.")

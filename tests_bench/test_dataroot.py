@@ -20,7 +20,7 @@ from marathon_lib.dataroot import DataRoot, resolve_data_root
 from marathon_lib.errors import ConfigError, DataError
 from marathon_lib.report import protocol_markdown
 from marathon_lib.runner import CaseRunner, CaseSpec
-from marathon_lib.synthetic import build_synthetic_datasets
+from marathon_lib.synthetic import LAYOUTS, build_synthetic_datasets
 from marathon_lib.tasks import TASKS, find_task_folder
 from marathon_lib.tasks.folders import SEARCH_DEPTH
 
@@ -275,3 +275,24 @@ def test_data_check_hf_root(trees: dict[str, Path], hub: Path, capsys: pytest.Ca
 def test_data_root_pinned_for_local_folders(trees: dict[str, Path]):
     root: DataRoot = resolve_data_root(str(trees["flat"]), ["TAU"])
     assert root.pinned == str(trees["flat"]) and root.commit is None
+
+
+def test_both_layouts_hold_the_same_audio(trees: dict[str, Path]):
+    """The release layout moves folders (and SLUE's audio into its split folder); the audio is byte-identical."""
+    import hashlib
+
+    def audio(root: Path) -> dict[str, str]:
+        """dataset/<path inside its folder> -> content hash (SLUE's split folder read as the flat one's)."""
+        manifest = json.loads((root / "fixtures_manifest.json").read_text())
+        folders = LAYOUTS[manifest["layout"]]
+        return {f"{dataset}/{rel.removeprefix(folders[dataset] + '/').replace('dev/mixed_concatenated_audio', 'audio')}":
+                hashlib.sha256((root / rel).read_bytes()).hexdigest()
+                for dataset, entry in manifest["tasks"].items() for rel in entry["files"]
+                if rel.endswith((".wav", ".flac"))}
+
+    flat, release = audio(trees["flat"]), audio(trees["release"])
+    assert flat == release and len(flat) == 24
+    manifest = json.loads((trees["release"] / "fixtures_manifest.json").read_text())
+    assert manifest["layout"] == "release"
+    assert all(rel.startswith("VoxCeleb/concatenated_audio/") for rel in manifest["tasks"]["VoxCeleb"]["files"])
+    assert all(rel.startswith("race_audio/") for rel in manifest["tasks"]["RACE"]["files"])

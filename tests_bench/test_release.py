@@ -39,7 +39,8 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def run(command: list[str], timeout: float = 900, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=ROOT, env=env(**extra), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=ROOT, env=env(**extra), capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def pytest_run(*args: str, **extra: str) -> subprocess.CompletedProcess:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .base import Sample
 
+
 @dataclass(frozen=True)
 class BalanceClasses:
     """Down-sample every class to the smallest class's size with a fixed seed (the Qwen HAD and gender
