@@ -52,6 +52,19 @@ def record_gpus(config: pytest.Config) -> None:
         os.environ[GPUS_ENV] = visible
 
 
+def pin_data_root(options: RunOptions, environ: dict[str, str] | os._Environ = os.environ) -> None:
+    """Controller: hand the resolved data root (hf:// at its commit) to the xdist workers it starts."""
+    if options.data_root is not None and not environ.get("PYTEST_XDIST_WORKER"):
+        environ[DATA_ENV] = options.data_root.pinned
+
+
+def pinned_data_root(given: str | None, environ: dict[str, str] | os._Environ = os.environ) -> str | None:
+    """Worker: the controller's data root, so every worker reads one dataset commit even if the branch moves."""
+    if environ.get("PYTEST_XDIST_WORKER") and given and environ.get(DATA_ENV):
+        return environ[DATA_ENV]
+    return given
+
+
 def pytest_configure(config: pytest.Config) -> None:
     pin_worker_gpu()
     record_gpus(config)
@@ -66,12 +79,9 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         # the options are declared once, in marathon_lib.options.SUITE_OPTIONS (registered by the pytest11 plugin)
         given = {option.name: config.getoption(option.name) for option in SUITE_OPTIONS}
-        worker = os.environ.get("PYTEST_XDIST_WORKER")
-        if worker and given["data_root"] and os.environ.get(DATA_ENV):
-            given["data_root"] = os.environ[DATA_ENV]  # the same snapshot commit as the controller
+        given["data_root"] = pinned_data_root(given["data_root"])
         options = build_options(**(given | {"results_dir": results_dir}))
-        if options.data_root is not None and not worker:
-            os.environ[DATA_ENV] = options.data_root.pinned
+        pin_data_root(options)
         check_prune_layer(options, cache_root() / "models")
     except ConfigError as err:
         raise pytest.UsageError(str(err)) from None

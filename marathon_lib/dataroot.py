@@ -50,6 +50,7 @@ class DataRoot:
     path: Path
     source: str  # the --data-root value as given
     folders: Mapping[str, TaskFolder] = field(default_factory=dict)
+    missing: Mapping[str, str] = field(default_factory=dict)  # task -> why it has no folder (its cases fail)
     repo_id: str | None = None
     revision: str | None = None  # as asked (None: main)
     commit: str | None = None  # the snapshot's commit hash: recorded and part of every resume key
@@ -65,7 +66,7 @@ class DataRoot:
         tasks = {task: folder.as_dict() | {"protocol_filter": TASKS.get(task).describe_protocol(protocol)}
                  for task, folder in self.folders.items()}
         return {"source": self.source, "path": str(self.path), "repo_id": self.repo_id, "revision": self.revision,
-                "commit": self.commit, "protocol": protocol, "tasks": tasks}
+                "commit": self.commit, "protocol": protocol, "tasks": tasks, "missing": dict(self.missing)}
 
 
     def case_data(self, selection: Selection) -> dict[str, Any]:
@@ -138,21 +139,24 @@ def open_data_root(value: str, tasks: Sequence[str]) -> DataRoot:
     return DataRoot(path, value)
 
 
-def resolve_data_root(value: str, tasks: Sequence[str]) -> DataRoot:
-    """Open the data root and find every selected task's folder; a task without one is a ConfigError."""
+def resolve_data_root(value: str, tasks: Sequence[str], require_all: bool = True) -> DataRoot:
+    """Open the data root and find every selected task's folder. A task without one (or with two) is a
+    ConfigError when `require_all` (tasks named with --tasks) or when no task has a folder; otherwise (the
+    default: all tasks, a root holding only some) it is recorded in `missing` and its cases fail with the reason,
+    while `pytest -k` may select the tasks present."""
     root = open_data_root(value, tasks)
-    folders, missing = {}, []
+    folders, missing = {}, {}
     for task in tasks:
         try:
             folders[task] = TASKS.get(task).folder(root.path)
         except DataError as err:
-            missing.append(str(err))
-    if missing:
-        hint = ""
-        if root.repo_id:
-            hint = (f" The cached snapshot {root.commit} lacks these tasks' files: "
-                    f"{download_hint(HubSource(root.repo_id, root.revision), tasks)}")
+            missing[task] = str(err)
+    if missing and root.repo_id:
+        hint = (f" The snapshot {root.commit} lacks these files; download them: "
+                f"{download_hint(HubSource(root.repo_id, root.revision), list(missing))}")
+        missing = {task: f"{error}.{hint}" for task, error in missing.items()}
+    if missing and (require_all or not folders):
         present = [task for task in tasks if task in folders]
         choose = f" Run only the tasks present with --tasks {','.join(present)}." if present else ""
-        raise ConfigError("--data-root: " + " | ".join(missing) + "." + choose + hint)
-    return DataRoot(root.path, root.source, folders, root.repo_id, root.revision, root.commit)
+        raise ConfigError("--data-root: " + " | ".join(missing.values()) + choose)
+    return DataRoot(root.path, root.source, folders, missing, root.repo_id, root.revision, root.commit)

@@ -246,7 +246,9 @@ def build_options(**given: Any) -> RunOptions:
     if raw["protocol"] not in PROTOCOLS:
         raise ConfigError(f"--protocol: {raw['protocol']!r} is not one of {', '.join(PROTOCOLS)}")
     results_dir = check_results_dir(Path(raw["results_dir"]))
-    root = resolve_data_root(raw["data_root"], task_names) if raw["data_root"] else None  # hf:// downloads here
+    root = None
+    if raw["data_root"]:  # hf:// downloads the selected tasks here; tasks named with --tasks must all be present
+        root = resolve_data_root(raw["data_root"], task_names, require_all=raw["tasks"] is not None)
     return RunOptions(
         models=model_names, tasks=task_names, pruners=pruner_names, prune_ratios=prune_ratios,
         prune_layer=raw["prune_layer"], sample_limit=raw["sample_limit"] or None, data_root=root,

@@ -35,6 +35,8 @@ def live_progress(config: pytest.Config):
 def test_case(case: CaseSpec, run_options, dataset, case_model, prune_hook, kv_press, results, gate,
               json_metadata: dict, request: pytest.FixtureRequest) -> None:
     spec = TASKS.get(case.task)
+    if case.task in dataset.missing:  # a data root holding only some tasks: this one is absent (or ambiguous)
+        pytest.fail(dataset.missing[case.task], pytrace=False)
     selection = spec.select(dataset.path, run_options.protocol, run_options.sample_limit)
     samples = [s for s in selection.samples if in_shard(case.case_id, s.sample_id, run_options.shard)]
     if not samples and run_options.shard:

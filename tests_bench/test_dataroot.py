@@ -180,7 +180,10 @@ def test_hf_snapshot_without_a_selected_task(trees: dict[str, Path], hub: Path, 
     assert resolve_data_root(f"hf://{REPO}", ["TAU"]).folders["TAU"].relative == "TAU/concatenated_resampled"
     with pytest.raises(ConfigError) as err:
         resolve_data_root(f"hf://{REPO}", ["TAU", "HAD"])
-    assert f"cached snapshot {COMMIT_1} lacks" in str(err.value) and '--include "HAD/concatenated_audio/*"' in str(err.value)
+    assert f"snapshot {COMMIT_1} lacks these files" in str(err.value)
+    assert '--include "HAD/concatenated_audio/*"' in str(err.value) and "TAU/" not in str(err.value).split("hf download")[1]
+    partial_root = resolve_data_root(f"hf://{REPO}", ["TAU", "HAD"], require_all=False)  # default tasks: HAD fails alone
+    assert '--include "HAD/concatenated_audio/*"' in partial_root.missing["HAD"]
 
 
 @pytest.mark.parametrize("value", ["hf://", "hf://AudioMarathon", f"hf://{REPO}@", "hf://a/b/c"])
@@ -296,3 +299,36 @@ def test_both_layouts_hold_the_same_audio(trees: dict[str, Path]):
     assert manifest["layout"] == "release"
     assert all(rel.startswith("VoxCeleb/concatenated_audio/") for rel in manifest["tasks"]["VoxCeleb"]["files"])
     assert all(rel.startswith("race_audio/") for rel in manifest["tasks"]["RACE"]["files"])
+
+
+def test_xdist_workers_read_the_commit_the_controller_resolved(trees: dict[str, Path], hub: Path):
+    from conftest import pin_data_root, pinned_data_root
+    from marathon_lib.options import build_options
+
+    add_snapshot(hub, REPO, trees["release"], COMMIT_1)
+    environ: dict[str, str] = {}
+    pin_data_root(build_options(results_dir="r", device="cpu", data_root=f"hf://{REPO}", tasks="TAU"), environ)
+    assert environ == {"MARATHON_PINNED_DATA_ROOT": f"hf://{REPO}@{COMMIT_1}"}
+    add_snapshot(hub, REPO, trees["release"], COMMIT_2)  # main moves while the workers start
+    worker = environ | {"PYTEST_XDIST_WORKER": "gw1"}
+    value = pinned_data_root(f"hf://{REPO}", worker)
+    assert resolve_data_root(value, ["TAU"]).commit == COMMIT_1
+    assert pinned_data_root(f"hf://{REPO}", environ) == f"hf://{REPO}"  # the controller itself reads what was given
+    assert pinned_data_root(None, worker) is None  # synthetic data: nothing to pin
+
+
+def test_a_partial_root_without_tasks_runs_the_tasks_present(trees: dict[str, Path], tmp_path: Path):
+    """Default tasks (all 10) on a root holding only some: the absent ones are recorded and fail when run, so
+    `pytest -k TAU` works; tasks named with --tasks must all be present; a root with no task at all is refused."""
+    from marathon_lib.options import build_options
+
+    root = copy_tree(trees["release"], tmp_path / "partial", "TAU")
+    options = build_options(results_dir=str(tmp_path / "r"), device="cpu", data_root=str(root))
+    assert list(options.data_root.folders) == ["TAU"] and len(options.data_root.missing) == 9
+    assert options.data_root.missing["HAD"].startswith(f"HAD: no folder under data root {root}")
+    assert options.data_root.manifest("full")["missing"]["HAD"] == options.data_root.missing["HAD"]
+    with pytest.raises(ConfigError, match="--tasks TAU"):
+        build_options(results_dir=str(tmp_path / "r"), device="cpu", data_root=str(root), tasks="TAU,HAD")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="TAU: no folder"):
+        build_options(results_dir=str(tmp_path / "r"), device="cpu", data_root=str(tmp_path / "empty"))

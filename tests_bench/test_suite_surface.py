@@ -84,6 +84,8 @@ def existing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("existing")
     for name in ("data", "run1"):
         (folder / name).mkdir()
+    (folder / "data" / "TAU").mkdir()  # a data root holding one task (a root with none is a usage error)
+    (folder / "data" / "TAU" / "acoustic_scene_task_meta.json").write_text("[]")
     return folder
 
 
@@ -123,8 +125,8 @@ def test_card_command_prunes_at_the_ratio(quick_runs, existing: Path, name: str)
     assert proc.returncode == 0, proc.output[-3000:]
     assert collected(proc) == CARD_NODES, proc.output[-3000:]
     assert "Unknown pytest.mark" not in proc.output  # the project's pytest.ini was read (its markers)
-    for folder in (existing / "data", existing / "run1"):  # the session was not rooted in them
-        assert not any(folder.iterdir()), sorted(p.name for p in folder.iterdir())
+    written = sorted(p.relative_to(existing).as_posix() for p in existing.rglob("*"))
+    assert written == ["data", "data/TAU", "data/TAU/acoustic_scene_task_meta.json", "run1"]  # not rooted in them
 
 
 def test_keyword_selects_exactly_one_case(quick_runs):
