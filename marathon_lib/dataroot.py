@@ -68,7 +68,6 @@ class DataRoot:
         return {"source": self.source, "path": str(self.path), "repo_id": self.repo_id, "revision": self.revision,
                 "commit": self.commit, "protocol": protocol, "tasks": tasks, "missing": dict(self.missing)}
 
-
     def case_data(self, selection: Selection) -> dict[str, Any]:
         """A case JSON's `data` block: source, commit, the task's folder and its published / selected counts."""
         return {"source": self.source, "commit": self.commit, "folder": selection.folder.relative,
