@@ -33,7 +33,6 @@ import soundfile as sf
 import soxr
 
 from .paths import build_once
-
 from .tasks import TASKS
 
 GENERATOR_VERSION: str = "1"
