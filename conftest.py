@@ -16,7 +16,7 @@ from marathon_lib.models import MODELS, family_keyword, model_policies, resolve_
 from marathon_lib.options import SUITE_OPTIONS, RunOptions, build_options, check_prune_layer
 from marathon_lib.paths import cache_root
 from marathon_lib.results import ResultsDir, new_session_id, record_session, run_manifest
-from marathon_lib.runner import CaseSpec
+from marathon_lib.schema import CaseSpec
 
 pytest_plugins = ["fixtures.data", "fixtures.models", "fixtures.pruning", "fixtures.kv", "fixtures.tiny"]
 

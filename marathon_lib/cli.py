@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from .errors import MarathonError
+from .merge import rescore
 from .options import add_options, parse_ratios, split_list
 from .paths import cache_root
-from .report import merge_newest, rescore, write_report
+from .report import merge_newest, write_report
 from .results import ResultsDir, write_json
 
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .results import SCHEMA_VERSION, is_base, is_control, now_iso
+from .results import now_iso
+from .schema import SCHEMA_VERSION, is_base, is_control
 from .stats import Z_ONE_SIDED_95, wilson_lower_bound
 
 BASELINE_KIND = "audiomarathon-baseline"

@@ -17,10 +17,11 @@ from .controls import check_controls
 from .dataroot import DataRoot, resolve_data_root
 from .errors import ConfigError
 from .kv import MODES, PRESSES, SCOPES
+from .schema import DEFAULT_PRUNE_LAYER
 from .tasks import DEFAULT_PROTOCOL, PROTOCOLS, TASKS
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
-DEFAULT_PRUNE_LAYER = 2
+
 DEFAULT_PRUNE_RATIO = "0.0"
 DEFAULT_COMPRESSION_RATIO = "0.5"
 

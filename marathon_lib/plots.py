@@ -16,8 +16,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from .schema import is_base
 from .tables import base_cases, ideal_prefill_fraction, leaderboard_rows, speedup
-from .results import is_base
 from .tasks import LEADERBOARD_COLUMNS, TASKS
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .metrics import headline_kind
-from .results import SCHEMA_VERSION, ResultsDir, mixed_settings, now_iso, rewrite_records, write_json
+from .results import ResultsDir, mixed_settings, now_iso, write_json
+from .schema import SCHEMA_VERSION
 from .tables import (
     CATEGORY_COLUMNS,
     CaseArrays,
@@ -324,21 +325,3 @@ def merge_newest(sources: Sequence[str | Path], out: ResultsDir) -> dict[str, An
 
 def _created(case: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(case["created"])
-
-
-def rescore(results: ResultsDir) -> list[dict[str, Any]]:
-    """Re-parse every saved response with the current parsers and recompute all metrics (no model). A case keeps
-    its `created` (when it ran, what merges call newest) and gets `rescored` (when its metrics were recomputed)."""
-    from .runner import CaseSpec, build_case, rescore_record  # torch: only rescore needs it
-
-    updated = []
-    for case in results.read_cases():
-        spec = TASKS.get(case["task"])
-        records = [rescore_record(spec, record) for record in results.read_samples(case["case_id"])]
-        rewrite_records(results.sample_path(case["case_id"]), records)
-        # `case |` keeps what only a live run knows (model_layers, n_resumed); the rest is recomputed
-        fresh = case | build_case(CaseSpec.from_case(case), spec, records, case["timing"]["warmup_ms"]) | {
-            "created": case["created"], "rescored": now_iso()}
-        updated.append(results.write_case(fresh) and fresh)
-    write_report(results)
-    return updated

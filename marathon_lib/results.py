@@ -26,27 +26,7 @@ from typing import Any
 
 from filelock import FileLock
 
-SCHEMA_VERSION = 1
-
-
-def is_base(case: dict[str, Any]) -> bool:
-    """The unpruned, uncompressed case of its (task, model): the reference for speed-up and retention."""
-    return case["pruner"] == "base" and case.get("press") is None and case.get("control") is None
-
-
-def is_control(case: dict[str, Any]) -> bool:
-    """A control condition (marathon_lib.controls, e.g. no_audio): compared with base, never a method."""
-    return case.get("control") is not None
-
-
-def method_label(case: dict[str, Any]) -> str:
-    if is_control(case):
-        return case["control"]
-    if case.get("press") is not None:
-        variant = "" if (case.get("press_scope"), case.get("press_mode")) == ("audio", "query_agnostic") else (
-            f" {case['press_scope']}/{case['press_mode']}")
-        return f"press:{case['press']} c={case['compression_ratio']:g}{variant}"
-    return "base" if case["pruner"] == "base" else f"{case['pruner']} r={case['prune_ratio']:g} L{case['prune_layer']}"
+from .schema import SCHEMA_VERSION
 
 
 def safe_name(case_id: str) -> str:

@@ -4,109 +4,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import statistics
 import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import torch
 
 from .audio import MIN_AUDIO_SECONDS, AudioClip, file_sha1, load_audio
 from .errors import DataError
-from .metrics import METRICS_VERSION, case_metrics
 from .models.base import BenchModel
 from .models.inputs import Generation, ModelInputs, span_positions
 from .pruning import PruneHook
 from .pruning.selectors import kept_count
-from .results import SCHEMA_VERSION, ResultsDir, append_record, now_iso, read_records, rewrite_records
-from .tasks import DEFAULT_PROTOCOL, Sample, TaskSpec, parse_choice, parse_transcript
-from .tasks.parsers import PARSER_VERSIONS
+from .results import ResultsDir, append_record, read_records, rewrite_records
+from .schema import CaseRun, CaseSpec, Record, check_fields
+from .scoring import (
+    build_case,
+    record_latency_ms,
+    rescore_record,
+    score_response,
+    scoring_key,
+    scoring_versions,
+)
+from .tasks import DEFAULT_PROTOCOL, Sample, TaskSpec
 
 WARMUP_TOKENS = 2
-
-
-@dataclass(frozen=True)
-class CaseSpec:
-    task: str
-    model: str
-    pruner: str = "base"
-    prune_ratio: float = 0.0
-    prune_layer: int = 2
-    press: str | None = None  # a kvpress method instead of a pruner
-    compression_ratio: float = 0.0
-    press_scope: str = "audio"
-    press_mode: str = "query_agnostic"
-    control: str | None = None  # a control condition instead of a method (marathon_lib.controls), e.g. no_audio
-
-    @classmethod
-    def from_case(cls, case: Mapping[str, Any]) -> "CaseSpec":
-        """The spec back from a case JSON (rescore, merge)."""
-        return cls(**{f.name: case[f.name] for f in fields(cls) if f.name in case})
-
-    @property
-    def case_id(self) -> str:
-        """Reads like TAU-tiny-qwen2.5-omni-base, TAU-tiny-qwen2.5-omni-fast_v-r0.5-L2,
-        HAD-tiny-qwen2.5-omni-press:snapkv-c0.5 or TAU-tiny-qwen2.5-omni-no_audio (for `-k`)."""
-        if self.control is not None:
-            return f"{self.task}-{self.model}-{self.control}"
-        if self.press is not None:
-            variant = "" if (self.press_scope, self.press_mode) == ("audio", "query_agnostic") else (
-                f"-{self.press_scope}-{self.press_mode}")
-            return f"{self.task}-{self.model}-press:{self.press}-c{self.compression_ratio:g}{variant}"
-        base = f"{self.task}-{self.model}-{self.pruner}"
-        return base if self.pruner == "base" else f"{base}-r{self.prune_ratio:g}-L{self.prune_layer}"
-
-
-def score_response(spec: TaskSpec, sample: Sample, response: str) -> dict[str, Any]:
-    """Parse one response and decide status/correctness; shared by live runs and `marathon rescore`."""
-    if spec.answer == "text":
-        parsed = parse_transcript(response)
-    else:
-        parsed = parse_choice(response, sample.choices, sample.letters, spec.aliases)
-    status = "ok" if parsed.valid else "invalid"
-    return {
-        "parsed": parsed.label,
-        "parsed_letter": parsed.letter,
-        "parse_rule": parsed.rule,
-        "status": status,
-        "correct": None if spec.answer == "text" else (status == "ok" and parsed.label == sample.target),
-    }
-
-
-def scoring_versions(spec: TaskSpec) -> dict[str, str]:
-    """What a record's parse and the case's metrics were computed with; part of every record's resume key."""
-    return {"parser": PARSER_VERSIONS[spec.answer], "metrics": METRICS_VERSION}
-
-
-def scoring_key(generation_key: str, spec: TaskSpec) -> str:
-    """The resume key: the generation's identity plus the scoring versions. A record whose generation matches but
-    whose scoring versions differ is rescored from its saved response, never mixed with fresh ones."""
-    identity = {"generation": generation_key, "scoring": scoring_versions(spec)}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-
-
-def rescore_record(spec: TaskSpec, record: Mapping[str, Any]) -> dict[str, Any]:
-    """A saved record parsed again with the current parsers (records without a response are kept as they are)."""
-    fresh = dict(record)
-    if record["status"] != "error":
-        fresh |= score_response(spec, sample_from_record(record), record["response"])
-    fresh["scoring"] = scoring_versions(spec)
-    if record.get("generation_key"):
-        fresh["key"] = scoring_key(record["generation_key"], spec)
-    return fresh
-
-
-def sample_from_record(record: Mapping[str, Any]) -> Sample:
-    return Sample(
-        sample_id=record["sample_id"],
-        audio_path=Path(record["audio_path"]),
-        target=record["target"],
-        choices=tuple(record.get("choices") or ()),
-        letters=tuple(record.get("letters") or ()),
-    )
 
 
 def _base_record(sample: Sample) -> dict[str, Any]:
@@ -186,29 +110,28 @@ class CaseRunner:
                     warmup_ms, warmed = self.warmup(samples), True
                 record = self.run_sample(sample) | {"key": key, "generation_key": generation,
                                                     "scoring": scoring_versions(self.spec)}
+                check_fields(Record, record, f"{self.case.case_id} sample {sample.sample_id}")
                 append_record(path, record)
             records.append(record)
             how = reused.get(sample.sample_id)
             self.progress(f"{self.case.case_id} [{index}/{len(samples)}] {sample.sample_id}: "
                           f"{how + ' ' if how else ''}{_brief(record)}")
         rewrite_records(path, records)  # exactly one record per sample, in sample order
-        case = build_case(self.case, self.spec, records, warmup_ms) | {
-            "session": self.results.session,  # its settings: manifest.json's sessions
-            "unreadable_lines": len(unreadable),
-            "model_layers": self.model.layer_count(),
-            "decode_mode": self.decode_mode(),
-            "encoder_reused": sum(bool(r.get("encoder_reused")) for r in records),
-            # static decode compiles once per cache bucket, outside every record's decode_ms
-            "compile_ms": round(sum((r.get("timing") or {}).get("compile_ms") or 0.0 for r in records), 3),
-            "n_resumed": len(reused),  # records reused without running the model (rescored ones included)
-            "n_rescored": sum(how == "rescored" for how in reused.values()),
-            "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
-            "max_new_tokens": self.max_new_tokens,
+        case = build_case(self.case, self.spec, records, CaseRun(
+            session=self.results.session,  # its settings: manifest.json's sessions
+            model_layers=self.model.layer_count(),
+            decode_mode=self.decode_mode(),
+            max_new_tokens=self.max_new_tokens,
             # a cut budget truncates long answers (ASR transcripts): the report flags such scores
-            "generation_capped": self.max_new_tokens < self.spec.max_new_tokens,
-            "protocol": self.protocol,
-            "data": self.data,
-        }
+            generation_capped=self.max_new_tokens < self.spec.max_new_tokens,
+            protocol=self.protocol,
+            data=self.data,
+            shard=f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+            warmup_ms=warmup_ms,
+            unreadable_lines=len(unreadable),
+            n_resumed=len(reused),
+            n_rescored=sum(how == "rescored" for how in reused.values()),
+        ))
         self.results.write_case(case)
         return case
 
@@ -409,61 +332,6 @@ def sample_generator(seed: int, sample_id: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 
 
-def build_case(
-    case: CaseSpec, spec: TaskSpec, records: Sequence[Mapping[str, Any]], warmup_ms: float | None
-) -> dict[str, Any]:
-    timed = [r for r in records if r["status"] != "error"]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "case_id": case.case_id,
-        **asdict(case),
-        "task_code": spec.code,
-        "category": spec.category,
-        "task_version": spec.version,
-        "parser_version": PARSER_VERSIONS[spec.answer],
-        "created": now_iso(),
-        "metrics": case_metrics(spec, records),
-        "timing": {
-            "prefill_ms": _mean(r["timing"]["prefill_ms"] for r in timed),
-            "prefill_ms_median": _median(r["timing"]["prefill_ms"] for r in timed),
-            "decode_ms": _mean(r["timing"]["decode_ms"] for r in timed),
-            "decode_tokens_per_s": _mean(r["timing"]["decode_tokens_per_s"] for r in timed),
-            "latency_ms": _mean(_latency(r["timing"]) for r in timed),
-            "audio_seconds": _mean(r["audio_seconds"] for r in timed),
-            "n_timed": len(timed),
-            "warmup_ms": warmup_ms,
-            "warmup_excluded": True,
-        },
-        "tokens": {
-            "input": _mean(r["tokens"]["input"] for r in timed),
-            "audio": _mean(r["tokens"]["audio"] for r in timed),
-            "audio_kept": _mean(r["tokens"]["audio_kept"] for r in timed),
-        },
-        "errors": [{"sample_id": r["sample_id"], "kind": r["error_kind"], "error": r["error"]}
-                   for r in records if r["status"] == "error"],
-    }
-
-
-def _mean(values: Any) -> float | None:
-    """Mean of the measured values; None marks a quantity the model could not measure (API prefill)."""
-    values = [v for v in values if v is not None]
-    return round(statistics.fmean(values), 3) if values else None
-
-
-def _median(values: Any) -> float | None:
-    values = [v for v in values if v is not None]
-    return round(statistics.median(values), 3) if values else None
-
-
-def _latency(timing: Mapping[str, Any]) -> float | None:
-    """End-to-end ms; records written before latency_ms existed carry prefill + decode."""
-    if timing.get("latency_ms") is not None:
-        return timing["latency_ms"]
-    if timing["prefill_ms"] is None or timing["decode_ms"] is None:
-        return None
-    return timing["prefill_ms"] + timing["decode_ms"]
-
-
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
@@ -474,5 +342,5 @@ def _brief(record: Mapping[str, Any]) -> str:
     timing = record["timing"]
     verdict = "" if record["correct"] is None else (" correct" if record["correct"] else " wrong")
     took = (f"prefill {timing['prefill_ms']:.0f} ms" if timing["prefill_ms"] is not None
-            else f"latency {_latency(timing):.0f} ms")
+            else f"latency {record_latency_ms(timing):.0f} ms")
     return f"{record['status']}{verdict} {took}, {timing['new_tokens']} tokens"

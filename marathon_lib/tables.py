@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from .metrics import ScoreArrays, score_arrays
-from .results import ResultsDir, is_base, is_control, method_label
+from .results import ResultsDir
+from .schema import is_base, is_control, method_label
 from .stats import (
     ALPHA,
     BOOTSTRAP_SEED,

@@ -26,7 +26,8 @@ from marathon_lib.models.api import ApiRequestError, GeminiAudio, OpenAIAudio, R
 from marathon_lib.options import build_options
 from marathon_lib.report import write_report
 from marathon_lib.results import ResultsDir
-from marathon_lib.runner import CaseRunner, CaseSpec
+from marathon_lib.runner import CaseRunner
+from marathon_lib.schema import CaseSpec
 from marathon_lib.tasks import TASKS
 
 pytest.importorskip("openai")

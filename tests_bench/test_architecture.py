@@ -100,7 +100,12 @@ def test_lower_layers_do_not_import_upper_ones() -> None:
     graph = import_graph()
     low = {"marathon_lib.textstack": ("marathon_lib.models", "marathon_lib.pruning", "marathon_lib.kv"),
            "marathon_lib.metrics": ("marathon_lib.models", "marathon_lib.runner"),
-           "marathon_lib.results": ("marathon_lib.models", "marathon_lib.runner", "marathon_lib.report")}
+           "marathon_lib.results": ("marathon_lib.models", "marathon_lib.runner", "marathon_lib.report"),
+           # the results contract and the case builders: torch-free, below every runner and reporter
+           "marathon_lib.schema": ("marathon_lib.",),
+           "marathon_lib.scoring": ("marathon_lib.models", "marathon_lib.runner", "marathon_lib.report",
+                                    "marathon_lib.merge"),
+           "marathon_lib.merge": ("marathon_lib.models", "marathon_lib.runner")}
     for module, above in low.items():
         reached = {m for m in graph[module] if m.startswith(above)}
         assert not reached, (module, reached)

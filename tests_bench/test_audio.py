@@ -21,7 +21,8 @@ from marathon_lib.errors import DataError
 from marathon_lib.models.base import AudioLM
 from marathon_lib.models.inputs import AudioSpan, Generation, ModelInputs
 from marathon_lib.results import ResultsDir
-from marathon_lib.runner import CaseRunner, CaseSpec
+from marathon_lib.runner import CaseRunner
+from marathon_lib.schema import CaseSpec
 from marathon_lib.tasks import TASKS
 from marathon_lib.timing import Timing
 

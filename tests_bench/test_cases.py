@@ -9,8 +9,8 @@ import pytest
 
 from marathon_lib.gating import GateConfig, failures, gate_case, retained_check
 from marathon_lib.options import in_shard
-from marathon_lib.results import is_base, is_control
-from marathon_lib.runner import CaseRunner, CaseSpec
+from marathon_lib.runner import CaseRunner
+from marathon_lib.schema import CaseSpec, is_base, is_control
 from marathon_lib.tasks import TASKS
 
 METADATA_KEYS = ("case_id", "task", "task_code", "model", "pruner", "prune_ratio", "prune_layer", "press",

@@ -19,7 +19,8 @@ from marathon_lib import cli
 from marathon_lib.dataroot import DataRoot, resolve_data_root
 from marathon_lib.errors import ConfigError, DataError
 from marathon_lib.report import protocol_markdown
-from marathon_lib.runner import CaseRunner, CaseSpec
+from marathon_lib.runner import CaseRunner
+from marathon_lib.schema import CaseSpec
 from marathon_lib.synthetic import LAYOUTS, build_synthetic_datasets
 from marathon_lib.tasks import TASKS, find_task_folder
 from marathon_lib.tasks.folders import SEARCH_DEPTH

@@ -38,7 +38,8 @@ from marathon_lib.models.inputs import find_audio_spans, span_positions
 from marathon_lib.paths import cache_root
 from marathon_lib.pruning import PRUNERS, PruneHook
 from marathon_lib.results import ResultsDir
-from marathon_lib.runner import CaseRunner, CaseSpec
+from marathon_lib.runner import CaseRunner
+from marathon_lib.schema import CaseSpec
 from marathon_lib.tasks import TASKS
 from marathon_lib.textstack import family_limit_refusal
 

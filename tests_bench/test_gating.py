@@ -24,7 +24,7 @@ from marathon_lib.results import ResultsDir, write_json
 
 def case(task: str = "TAU", pruner: str = "base", ratio: float = 0.0, score: float | None = 80.0, n: int = 200,
          prefill: float = 100.0, tokens_per_s: float = 40.0) -> dict:
-    """The fields of a case JSON (runner.build_case) that gating reads."""
+    """The fields of a case JSON (scoring.build_case) that gating reads."""
     case_id = f"{task}-tiny-qwen2.5-omni-{pruner}" + ("" if pruner == "base" else f"-r{ratio:g}-L2")
     return {"case_id": case_id, "task": task, "model": "tiny-qwen2.5-omni", "pruner": pruner, "prune_ratio": ratio,
             "prune_layer": 2, "task_version": "1",

@@ -109,7 +109,8 @@ def _load(loaded: dict[str, Any], family: str) -> tuple[Any, Any]:
 def _runner(model, press_name: str, ratio: float, scope: str = "audio", mode: str = "query_agnostic"):
     from marathon_lib.kv.presses import build_press
     from marathon_lib.results import ResultsDir
-    from marathon_lib.runner import CaseRunner, CaseSpec
+    from marathon_lib.runner import CaseRunner
+    from marathon_lib.schema import CaseSpec
     from marathon_lib.tasks import TASKS
 
     case = CaseSpec("HAD", model.name, press=press_name, compression_ratio=ratio, press_scope=scope, press_mode=mode)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from marathon_lib.runner import score_response
+from marathon_lib.scoring import score_response
 from marathon_lib.tasks import TASKS, Sample, parse_choice, parse_transcript
 
 UPPER4 = ("A", "B", "C", "D")

@@ -38,7 +38,8 @@ from marathon_lib.models.inputs import span_positions
 from marathon_lib.paths import cache_root
 from marathon_lib.pruning import PRUNERS, FastVPruner, PruneHook
 from marathon_lib.pruning.selectors import select_top_scores
-from marathon_lib.runner import CaseRunner, CaseSpec, sample_generator
+from marathon_lib.runner import CaseRunner, sample_generator
+from marathon_lib.schema import CaseSpec
 from marathon_lib.textstack import find_text_stack
 
 ROOT = Path(__file__).resolve().parents[1]

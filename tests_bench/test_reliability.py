@@ -28,7 +28,8 @@ from marathon_lib.models.base import BenchModel
 from marathon_lib.models.inputs import AudioSpan, Generation, InputsCache, ModelInputs
 from marathon_lib.report import write_report
 from marathon_lib.results import ResultsDir, read_records, rewrite_records
-from marathon_lib.runner import CaseRunner, CaseSpec
+from marathon_lib.runner import CaseRunner
+from marathon_lib.schema import CaseSpec
 from marathon_lib.tasks import TASKS
 from marathon_lib.timing import Timing
 

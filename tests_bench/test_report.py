@@ -13,9 +13,11 @@ import pytest
 from matplotlib.image import imread
 
 from marathon_lib.cli import main
-from marathon_lib.report import MERGE_FILE, merge_newest, rescore, write_report
+from marathon_lib.merge import rescore
+from marathon_lib.report import MERGE_FILE, merge_newest, write_report
 from marathon_lib.results import ResultsDir
-from marathon_lib.runner import CaseSpec, build_case
+from marathon_lib.schema import CaseRun, CaseSpec
+from marathon_lib.scoring import build_case
 from marathon_lib.tables import efficiency_rows, ideal_prefill_fraction, leaderboard_rows, retained_rows
 from marathon_lib.tasks import LEADERBOARD_COLUMNS, TASKS
 
@@ -25,7 +27,7 @@ MODEL_A, MODEL_B = "tiny-qwen2.5-omni", "Qwen/Qwen2.5-Omni-7B"
 def make_case(task: str, model: str = MODEL_A, pruner: str = "base", ratio: float = 0.0, score: float | None = 50.0,
               n: int = 100, prefill: float = 100.0, audio: float = 100.0, layers: int | None = 4,
               created: str = "2026-01-01T00:00:00+00:00") -> dict:
-    """A case JSON in runner.build_case's schema (plus model_layers), with the numbers a test needs."""
+    """A case JSON in scoring.build_case's schema (plus model_layers), with the numbers a test needs."""
     case_id = f"{task}-{model}-{pruner}" + ("" if pruner == "base" else f"-r{ratio:g}-L2")
     spec = TASKS.get(task)
     case = {
@@ -192,7 +194,7 @@ def test_plots_are_readable_images(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- intervals, paired tests, controls
-# Cases built by runner.build_case from sample records, as a run writes them.
+# Cases built by scoring.build_case from sample records, as a run writes them.
 
 def record(sample_id: str, target: str, parsed: str | None, choices=("Dog", "Cat", "Bird", "Fish"),
            response: str | None = None) -> dict:
@@ -210,7 +212,7 @@ def record(sample_id: str, target: str, parsed: str | None, choices=("Dog", "Cat
 def run_case(results: ResultsDir, spec: CaseSpec, records: list[dict], created: str | None = None) -> dict:
     results.ensure()
     results.sample_path(spec.case_id).write_text("".join(json.dumps(r) + "\n" for r in records))
-    case = build_case(spec, TASKS.get(spec.task), records, 1.0) | {"model_layers": 4}
+    case = build_case(spec, TASKS.get(spec.task), records, CaseRun(warmup_ms=1.0, model_layers=4))
     if created:
         case["created"] = created
     results.write_case(case)

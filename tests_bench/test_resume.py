@@ -107,10 +107,11 @@ def test_new_scoring_versions_rescore_saved_records_without_the_model(tmp_path: 
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Parser and metric versions are part of every record's resume key: after a bump the next run rescores the
     saved responses (never mixing old parses with new ones) and does not run the model again."""
-    import marathon_lib.runner as runner_module
+    import marathon_lib.scoring as scoring_module
     from marathon_lib.paths import cache_root
     from marathon_lib.results import ResultsDir
-    from marathon_lib.runner import CaseRunner, CaseSpec
+    from marathon_lib.runner import CaseRunner
+    from marathon_lib.schema import CaseSpec
     from marathon_lib.synthetic import ensure_synthetic_datasets
     from marathon_lib.tasks import TASKS
 
@@ -128,7 +129,7 @@ def test_new_scoring_versions_rescore_saved_records_without_the_model(tmp_path: 
         raise AssertionError("the model ran although every response was saved")
 
     monkeypatch.setattr(model, "generate", no_model)
-    monkeypatch.setattr(runner_module, "METRICS_VERSION", "test-bump")
+    monkeypatch.setattr(scoring_module, "METRICS_VERSION", "test-bump")
     second = CaseRunner(case, spec, model, results).run(samples)
     assert (second["n_resumed"], second["n_rescored"]) == (3, 3)
     after = results.read_samples(case.case_id)

@@ -13,7 +13,8 @@ from marathon_lib.models.reuse import EncoderOutputCache
 from marathon_lib.paths import cache_root
 from marathon_lib.pruning import PRUNERS, PruneHook
 from marathon_lib.results import ResultsDir
-from marathon_lib.runner import CaseRunner, CaseSpec
+from marathon_lib.runner import CaseRunner
+from marathon_lib.schema import CaseSpec
 from marathon_lib.synthetic import ensure_synthetic_datasets
 from marathon_lib.tasks import TASKS
 
