@@ -26,7 +26,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from .schema import SCHEMA_VERSION
+from .schema import SCHEMA_VERSION, Session, check_fields
 
 
 def safe_name(case_id: str) -> str:
@@ -219,6 +219,7 @@ def record_session(root: Path, session: dict[str, Any]) -> dict[str, Any]:
     """Add a session (run_manifest's entry with its `session` id) to root/manifest.json once, whichever xdist
     worker comes first. The manifest keeps every session that wrote into the folder under `sessions`; its top
     level repeats the newest one (what readers of a one-session manifest expect)."""
+    check_fields(Session, session, f"{root}/manifest.json session {session.get('session')}")
     root.mkdir(parents=True, exist_ok=True)
     path = root / "manifest.json"
     with FileLock(str(root / ".manifest.lock")):
