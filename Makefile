@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut 
 # A second environment with kvpress (which pins transformers < 5.3): press cases and the 5.2 code paths.
 KV_VENV ?= .venv-kv
 KV_STAMP := $(KV_VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
-KV_TESTS ?= tests_bench/test_kv.py tests_bench/test_pruning_model.py tests_bench/test_model_inputs.py tests_bench/test_decode.py
+KV_TESTS ?= tests_bench/unit/test_kv.py tests_bench/unit/test_pruning_model.py tests_bench/unit/test_model_inputs.py tests_bench/unit/test_decode.py
 
 .PHONY: install install-kv bench test test-kv report clean
 

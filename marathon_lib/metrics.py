@@ -4,7 +4,7 @@ Records with status `error` (unusable data or a failed model call) are excluded 
 in `n_error`; records with status `invalid` (unparseable answer) count as wrong.
 
 The headline `score` is monotone on every task: turning a wrong valid answer into an invalid one never raises
-it, and turning a wrong or invalid answer into the right one never lowers it (tests_bench/test_metrics.py
+it, and turning a wrong or invalid answer into the right one never lowers it (tests_bench/unit/test_metrics.py
 checks both over random record sets). Per task it is
 
 - `balanced_accuracy` (the mean over the task's target classes of the share answered right) where the options

@@ -2,7 +2,7 @@
 
 Torch-free and import-light on purpose: `marathon merge`, `marathon rescore` and `marathon report` read and
 rebuild results on machines without the model stack. docs/results.md describes every field below;
-tests_bench/test_schema.py checks the two agree, and every record and case the runner writes is checked
+tests_bench/unit/test_schema.py checks the two agree, and every record and case the runner writes is checked
 against these types (`check_fields`) before it reaches disk.
 
 Version history: 1 = the first layout (all fields below).

@@ -34,7 +34,7 @@ step 270 "decode speed, shape:Qwen/Qwen2.5-Omni-7B" \
 step 120 "prefill efficiency, qwen2.5-omni-7b" \
     python3 -m marathon_lib.cli efficiency --repeats 3 --out "$OUT/efficiency.json"
 MARATHON_TEST_DEVICE=cuda step 120 "static/compiled decode == eager on CUDA (tiny checkpoints)" \
-    python3 -m pytest tests_bench/test_decode.py -q -x -p no:cacheprovider -k "equals_eager or compiled or shorter"
+    python3 -m pytest tests_bench/unit/test_decode.py -q -x -p no:cacheprovider -k "equals_eager or compiled or shorter"
 step 150 "benchmark cases on CUDA, compiled decode" \
     python3 -m pytest tests_bench/test_cases.py -q -p no:cacheprovider --device cuda \
     --models tiny-qwen2.5-omni,tiny-qwen2-audio --tasks TAU,HAD,LibriSpeech --pruners base,dart --prune-ratio 0.5 \

@@ -27,7 +27,7 @@ from marathon_lib.schema import (
 from marathon_lib.scoring import build_case
 from marathon_lib.tasks import TASKS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "results.md"
 
 

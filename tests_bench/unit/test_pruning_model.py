@@ -42,7 +42,7 @@ from marathon_lib.runner import CaseRunner, sample_generator
 from marathon_lib.schema import CaseSpec
 from marathon_lib.textstack import find_text_stack
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ATTNS = ("sdpa", "eager")
 PRUNER_NAMES = ("random", "frame", "fast_v", "dart")
 K = 2

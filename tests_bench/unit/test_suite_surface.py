@@ -24,7 +24,7 @@ from marathon_lib.tasks import TASKS
 
 pytestmark = pytest.mark.slow  # ~10 subprocesses that each import torch + transformers
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC = ["--synthetic-seconds", "6", "--synthetic-samples", "3"]  # one dataset shared by the subprocess tests
 CASE_NODE = "tests_bench/test_cases.py::test_case[TAU-tiny-qwen2.5-omni-base]"
 CASE_ID = "TAU-tiny-qwen2.5-omni-base"

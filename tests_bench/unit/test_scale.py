@@ -15,7 +15,7 @@ from marathon_lib.errors import ConfigError, DataError
 from marathon_lib.merge import merge_results
 from marathon_lib.options import in_shard, parse_shard
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--tasks", "TAU,HAD", "--synthetic-seconds", "6", "--synthetic-samples", "3"]
 
 

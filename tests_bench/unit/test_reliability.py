@@ -33,7 +33,7 @@ from marathon_lib.schema import CaseSpec
 from marathon_lib.tasks import TASKS
 from marathon_lib.timing import Timing
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SR = 16000
 CHOICES = ["Airport - airport", "Metro station - metro_station", "Urban park - park", "Public square - public_square"]
 

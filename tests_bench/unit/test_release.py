@@ -20,7 +20,7 @@ from marathon_lib.tasks import TASKS
 
 pytestmark = pytest.mark.slow  # each subprocess imports torch + transformers
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MARATHON = str(Path(sys.executable).parent / "marathon")
 REPO = "Hezep/AudioMarathon"
 COMMIT_1 = "a" * 40
