@@ -25,8 +25,8 @@ import soundfile as sf
 from .audio import load_audio, undecodable
 from .errors import DataError
 from .results import safe_name, write_json
-from .synthetic import GTZAN_GENRES, TAU_SCENES, label_code
 from .tasks import TASKS
+from .tasks.labels import GTZAN_GENRES, TAU_SCENES, label_code
 
 # --------------------------------------------------------------------------- durations
 

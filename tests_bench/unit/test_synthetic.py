@@ -16,6 +16,8 @@ import pytest
 import soundfile as sf
 
 from marathon_lib import synthetic as syn
+from marathon_lib.synthetic import context, music, scenes, speech, speech_tasks, text
+from marathon_lib.tasks import labels
 
 SECONDS = 4.0
 N = 2
@@ -177,19 +179,19 @@ def test_tau(built):
                              "answer_gt", "task_name", "dataset_name", "scene_label", "uniq_id"}
         options = [item[f"choice_{c}"] for c in "abcd"]
         _check_letter_mc(options, item["answer_gt"])
-        assert set(options) <= set(syn.TAU_SCENES)
+        assert set(options) <= set(labels.TAU_SCENES)
         correct = options["ABCD".index(item["answer_gt"])]
-        assert syn.label_code(correct) == item["scene_label"]
+        assert labels.label_code(correct) == item["scene_label"]
         assert item["question"] == "What type of acoustic scene is represented in this audio segment?"
         assert Path(item["path"]).parent.name == item["scene_label"]
         _audio(root / "TAU" / item["path"], 48000, channels=2)
 
 
 def test_tau_folders_use_full_scene_codes():
-    for option in syn.TAU_SCENES:
-        code = syn.label_code(option)
-        assert Path(syn._tau_relpath(code, 0)).parent.name == code
-    assert "/metro/" not in syn._tau_relpath("metro_station", 7)
+    for option in labels.TAU_SCENES:
+        code = labels.label_code(option)
+        assert Path(scenes._tau_relpath(code, 0)).parent.name == code
+    assert "/metro/" not in scenes._tau_relpath("metro_station", 7)
 
 
 def test_gtzan(built):
@@ -201,8 +203,8 @@ def test_gtzan(built):
                              "answer_gt", "genre_label", "uniq_id"}
         options = [item[f"choice_{c}"] for c in "abcd"]
         _check_letter_mc(options, item["answer_gt"])
-        assert set(options) <= set(syn.GTZAN_GENRES)
-        assert syn.label_code(options["ABCD".index(item["answer_gt"])]) == item["genre_label"]
+        assert set(options) <= set(labels.GTZAN_GENRES)
+        assert labels.label_code(options["ABCD".index(item["answer_gt"])]) == item["genre_label"]
         _audio(root / "GTZAN" / "wav" / item["path"], 22050)
 
 
@@ -217,7 +219,7 @@ def test_desed(built):
                              "path_extracted_event", "uniq_id"}
         assert list(task["choices"]) == ["A", "B", "C", "D"]
         _check_letter_mc(list(task["choices"].values()), task["answer_gt"])
-        assert set(task["choices"].values()) <= set(syn.DESED_EVENTS)
+        assert set(task["choices"].values()) <= set(labels.DESED_EVENTS)
         assert task["choices"][task["answer_gt"]] == task["correct_event"]
         assert task["all_events"] == [task["correct_event"]] == [task["primary_event"]]
         assert task["path_extracted_event"] in task["path"]
@@ -233,7 +235,7 @@ def test_vesus(built):
                              "answer_gt", "emotion_label", "person_id"}
         options = [item[f"choice_{c}"] for c in "abcd"]
         _check_letter_mc(options, item["answer_gt"])
-        assert item["emotion_label"] in syn.VESUS_EMOTIONS
+        assert item["emotion_label"] in labels.VESUS_EMOTIONS
         assert options["ABCD".index(item["answer_gt"])] == item["emotion_label"].capitalize()
         assert re.fullmatch(r"person([1-9]|10)", item["person_id"])
         assert not (item["emotion_label"] == "happy" and item["person_id"] in ("person2", "person10"))
@@ -256,7 +258,7 @@ def test_voxceleb_age(built):
         assert set(item) == {"path", "speaker_id_original", "answer_gt", "speaker_age", "question",
                              "choice_a", "choice_b", "choice_c", "choice_d", "choice_e"}
         options = [item[f"choice_{c}"] for c in "abcde"]
-        assert sorted(options) == sorted(syn.VOX_AGE_GROUPS)
+        assert sorted(options) == sorted(labels.VOX_AGE_GROUPS)
         assert item["answer_gt"] in options
         low = int(re.search(r"\d+", item["answer_gt"]).group())
         assert item["speaker_age"] >= low
@@ -282,9 +284,9 @@ def test_voxceleb_gender_balanced(built):
 def test_answers_vary_across_items():
     """With enough items every answer letter is used (balanced positions)."""
     rng = np.random.default_rng(0)
-    positions = syn._balanced(rng, 4, 8)
+    positions = context._balanced(rng, 4, 8)
     assert sorted(positions) == [0, 0, 1, 1, 2, 2, 3, 3]
-    options = syn._choices(rng, "Dog", syn.DESED_EVENTS, 4, 2)
+    options = context._choices(rng, "Dog", labels.DESED_EVENTS, 4, 2)
     assert options[2] == "Dog" and len(set(options)) == 4
 
 
@@ -301,8 +303,8 @@ def test_deterministic(built, tmp_path):
 
 def test_seed_changes_output(tmp_path):
     def tau_items(seed: int) -> list[dict]:
-        ctx = syn._Ctx(tmp_path / str(seed), SECONDS, N, seed, syn._detect_engine())
-        syn._write_tau(ctx)
+        ctx = context._Ctx(tmp_path / str(seed), SECONDS, N, seed, speech._detect_engine())
+        scenes._write_tau(ctx)
         return _load(ctx.root, "TAU/acoustic_scene_task_meta.json")
 
     assert tau_items(0) != tau_items(1)
@@ -336,7 +338,7 @@ def test_ensure_builds_once(tmp_path, monkeypatch):
 
 
 def test_formant_fallback(tmp_path, monkeypatch):
-    monkeypatch.setattr(syn.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     manifest = syn.build_synthetic_datasets(tmp_path, seconds=SECONDS, samples_per_task=1)
     assert manifest["speech_engine"] == "formant-fallback"
     for entry in manifest["tasks"].values():
@@ -345,8 +347,8 @@ def test_formant_fallback(tmp_path, monkeypatch):
                 data, sr = sf.read(tmp_path / rel)
                 assert abs(len(data) / sr - SECONDS) <= TOL * SECONDS
                 assert np.all(np.isfinite(data)) and 0.01 < np.max(np.abs(data)) <= 0.9 + 1e-4
-    male = syn._FormantFallback().speak("hello there my friend.", syn.Voice("m3"))
-    female = syn._FormantFallback().speak("hello there my friend.", syn.Voice("f3"))
+    male = speech._FormantFallback().speak("hello there my friend.", speech.Voice("m3"))
+    female = speech._FormantFallback().speak("hello there my friend.", speech.Voice("f3"))
     assert _median_f0(female, 16000) > 1.5 * _median_f0(male, 16000)
 
 
@@ -375,31 +377,31 @@ def test_spoken_facts_answer_the_questions():
     """RACE facts and SLUE entity sentences contain the correct option and no distractor,
     and the neutral filler text around them never mentions any option."""
     rng = np.random.default_rng(0)
-    filler = " ".join(islice(syn._sentences(rng, syn._NARRATIVE), 300))
+    filler = " ".join(islice(text._sentences(rng, text._NARRATIVE), 300))
     for kind in range(3):
         for _ in range(20):
-            fact, question, correct, pool = syn._race_fact(rng, kind)
+            fact, question, correct, pool = speech_tasks._race_fact(rng, kind)
             assert correct.lower() in fact.lower() and question.endswith("?")
             for option in pool:
                 assert option.lower() not in filler.lower()
                 assert option == correct or option.lower() not in fact.lower()
-    speeches = " ".join(islice(syn._sentences(rng, syn._PARLIAMENT), 300))
-    for _, _, pool in syn._SLUE_QUESTIONS:
+    speeches = " ".join(islice(text._sentences(rng, text._PARLIAMENT), 300))
+    for _, _, pool in speech_tasks._SLUE_QUESTIONS:
         assert not any(entity.lower() in speeches.lower() for entity in pool)
-    lead = syn._fact_lead(rng, "Tom bought a red kite.", syn._sentences(rng, syn._NARRATIVE),
-                          syn.Voice(), 60.0)
+    lead = speech_tasks._fact_lead(rng, "Tom bought a red kite.", text._sentences(rng, text._NARRATIVE),
+                          speech.Voice(), 60.0)
     assert lead[-1] == "Tom bought a red kite."
-    assert sum(syn._estimate_seconds(s, syn.Voice()) for s in lead) <= 30.0
+    assert sum(speech._estimate_seconds(s, speech.Voice()) for s in lead) <= 30.0
 
 
 def test_vesus_prosody_carriers():
     """Sad speech is slower, quieter and lower than angry speech from the same engine."""
-    engine = syn._detect_engine()
+    engine = speech._detect_engine()
     text = "The old sailor walked slowly along the river in the morning."
 
     def render(emotion: str) -> np.ndarray:
-        pitch, speed, amplitude, pitch_range, _ = syn._EMOTION_PROSODY[emotion]
-        return engine.speak(text, syn.Voice("m3", pitch, speed, amplitude, pitch_range))
+        pitch, speed, amplitude, pitch_range, _ = speech_tasks._EMOTION_PROSODY[emotion]
+        return engine.speak(text, speech.Voice("m3", pitch, speed, amplitude, pitch_range))
 
     sad, angry = render("sad"), render("angry")
     assert len(sad) > 1.3 * len(angry)
@@ -410,7 +412,7 @@ def test_vesus_prosody_carriers():
 def test_disco_has_four_on_the_floor():
     """Onset envelope of synthesized disco repeats every beat at ~120 bpm."""
     sr = 22050
-    x = syn._genre_disco(np.random.default_rng(0), 8 * sr, sr)
+    x = music._genre_disco(np.random.default_rng(0), 8 * sr, sr)
     hop = 256
     env = np.abs(x[: len(x) // hop * hop]).reshape(-1, hop).max(axis=1)
     onset = np.maximum(np.diff(env), 0)
