@@ -19,12 +19,14 @@ def _fixtures(args: argparse.Namespace) -> None:
     from .synthetic import build_synthetic_datasets, ensure_synthetic_datasets
 
     if args.out:
-        manifest = build_synthetic_datasets(Path(args.out), seconds=args.seconds, samples_per_task=args.samples,
+        manifest = build_synthetic_datasets(Path(args.out), seconds=args.synthetic_seconds,
+                                            samples_per_task=args.synthetic_samples,
                                             seed=args.seed, layout=args.layout)
         print(json.dumps({k: v for k, v in manifest.items() if k != "tasks"}, indent=2))
         print(f"wrote {args.out}")
     else:
-        print(ensure_synthetic_datasets(cache_root() / "data", seconds=args.seconds, samples_per_task=args.samples,
+        print(ensure_synthetic_datasets(cache_root() / "data", seconds=args.synthetic_seconds,
+                                        samples_per_task=args.synthetic_samples,
                                         seed=args.seed, layout=args.layout))
 
 
@@ -212,9 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fixtures = sub.add_parser("fixtures", help="build the synthetic datasets (seed formats, long-form audio)")
     fixtures.add_argument("--out", help="write here instead of the content-addressed cache")
-    fixtures.add_argument("--seconds", type=float, default=60.0)
-    fixtures.add_argument("--samples", type=int, default=3, help="samples per task (per class for HAD)")
-    fixtures.add_argument("--seed", type=int, default=0)
+    add_options(fixtures.add_argument, ("synthetic_seconds", "synthetic_samples", "seed"))  # the pytest spelling
     fixtures.add_argument("--layout", choices=("flat", "release"), default="flat",
                           help="flat: one folder per dataset; release: the AudioMarathon release tree as downloaded")
     fixtures.set_defaults(func=_fixtures)

@@ -21,6 +21,7 @@ from .models import AudioLM, load_model, resolve_model
 from .models.decode import DECODE_MODES
 from .models.inputs import ModelInputs
 from .pruning import PRUNERS, PruneHook
+from .schema import DEFAULT_PRUNE_LAYER
 
 
 @contextmanager
@@ -56,7 +57,7 @@ def run_decode_bench(
     new_tokens: int,
     modes: tuple[str, ...] = DECODE_MODES,
     prune_ratios: tuple[float, ...] = (0.0,),
-    layer: int = 2,
+    layer: int = DEFAULT_PRUNE_LAYER,
     span_start: int = 40,
     repeats: int = 3,
 ) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import torch
 
 from .pruning import PRUNERS, PruneHook
 from .pruning.selectors import kept_count
+from .schema import DEFAULT_PRUNE_LAYER
 from .textstack import TextStack
 from .timing import Clock
 
@@ -70,7 +71,7 @@ def run_efficiency(
     tokens: int = 2000,
     audio_tokens: int = 1936,
     audio_start: int = 40,
-    layer: int = 2,
+    layer: int = DEFAULT_PRUNE_LAYER,
     ratios: tuple[float, ...] = (0.0, 0.5, 0.9),
     pruners: tuple[str, ...] = ("random", "frame", "fast_v", "dart"),
     repeats: int = 5,

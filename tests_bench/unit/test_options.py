@@ -143,7 +143,7 @@ def test_one_option_table() -> None:
         build_options(**GOOD, prune_ratios="0.5")
 
 
-@pytest.mark.parametrize("command", [["efficiency"], ["decode-bench"], ["compare", "new", "base"]])
+@pytest.mark.parametrize("command", [["efficiency"], ["decode-bench"], ["compare", "new", "base"], ["fixtures"]])
 def test_cli_spells_options_as_pytest_does(command: list[str]) -> None:
     """`marathon` subcommands take the table's spelling (--prune-ratio, --prune-layer, ...), never their own."""
     from marathon_lib.cli import build_parser
@@ -151,14 +151,29 @@ def test_cli_spells_options_as_pytest_does(command: list[str]) -> None:
     parser = build_parser()
     shared = {"efficiency": ["--prune-ratio", "0.3,0.7", "--prune-layer", "3", "--dtype", "bfloat16"],
               "decode-bench": ["--prune-ratio", "0.3,0.7", "--prune-layer", "3", "--dtype", "bfloat16"],
-              "compare": ["--max-score-drop", "2", "--max-slowdown", "1.2", "--min-retained", "90"]}[command[0]]
+              "compare": ["--max-score-drop", "2", "--max-slowdown", "1.2", "--min-retained", "90"],
+              "fixtures": ["--synthetic-seconds", "4", "--synthetic-samples", "2", "--seed", "7"]}[command[0]]
     args = parser.parse_args([*command, *shared])
     for flag, value in zip(shared[::2], shared[1::2]):
         option = next(o for o in SUITE_OPTIONS if o.flag == flag)
         assert getattr(args, option.name) == (option.type(value) if option.type else value)
-    for old in ("--ratios", "--prune-ratios", "--layer"):
+    for old in ("--ratios", "--prune-ratios", "--layer", "--seconds", "--samples"):
         with pytest.raises(SystemExit):
             parser.parse_args([*command, old, "1"])
+
+
+def test_the_default_prune_layer_has_one_home() -> None:
+    """CaseSpec, `marathon efficiency` and `marathon decode-bench` take the table's default K, not their own."""
+    import inspect
+
+    from marathon_lib.decode_bench import run_decode_bench
+    from marathon_lib.efficiency import run_efficiency
+    from marathon_lib.schema import DEFAULT_PRUNE_LAYER, CaseSpec
+
+    assert CaseSpec("TAU", "m").prune_layer == DEFAULT_PRUNE_LAYER
+    for function in (run_efficiency, run_decode_bench):
+        assert inspect.signature(function).parameters["layer"].default == DEFAULT_PRUNE_LAYER
+    assert next(o for o in SUITE_OPTIONS if o.name == "prune_layer").default == DEFAULT_PRUNE_LAYER
 
 
 def test_protocol_is_recorded() -> None:

@@ -58,7 +58,7 @@ def cases(results: Path) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("release")
-    proc = run([MARATHON, "fixtures", "--layout", "release", "--out", str(out), "--seconds", "4", "--samples", "2"])
+    proc = run([MARATHON, "fixtures", "--layout", "release", "--out", str(out), "--synthetic-seconds", "4", "--synthetic-samples", "2"])
     assert proc.returncode == 0, output(proc)
     return out
 
