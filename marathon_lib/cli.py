@@ -106,7 +106,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _durations(args: argparse.Namespace) -> None:
-    from .datatools import analyse_durations, durations_histogram, durations_table
+    from .durations import analyse_durations, durations_histogram, durations_table
     from .tasks import TASKS
 
     tasks = args.tasks.split(",") if args.tasks else TASKS.names()
@@ -125,21 +125,21 @@ def _durations(args: argparse.Namespace) -> None:
 
 
 def _segment(args: argparse.Namespace) -> None:
-    from . import datatools
+    from . import segment
 
     out, rate = Path(args.out), args.sample_rate
     if args.dataset == "tau":
-        result = datatools.segment_tau(Path(args.meta), Path(args.audio_root), out, max_seconds=args.max_seconds,
-                                       min_seconds=args.min_seconds, seed=args.seed, sample_rate=rate)
+        result = segment.segment_tau(Path(args.meta), Path(args.audio_root), out, max_seconds=args.max_seconds,
+                                     min_seconds=args.min_seconds, seed=args.seed, sample_rate=rate)
     elif args.dataset == "had":
-        result = datatools.segment_had(Path(args.labels), Path(args.audio_root), out, min_seconds=args.min_seconds,
-                                       max_seconds=args.max_seconds, seed=args.seed, sample_rate=rate)
+        result = segment.segment_had(Path(args.labels), Path(args.audio_root), out, min_seconds=args.min_seconds,
+                                     max_seconds=args.max_seconds, seed=args.seed, sample_rate=rate)
     elif args.dataset == "gtzan":
-        result = datatools.segment_gtzan(Path(args.audio_root), out, target_seconds=args.target_seconds,
-                                         seed=args.seed, sample_rate=rate)
+        result = segment.segment_gtzan(Path(args.audio_root), out, target_seconds=args.target_seconds,
+                                       seed=args.seed, sample_rate=rate)
     else:
-        result = datatools.segment_voxceleb(Path(args.audio_root), Path(args.meta), out,
-                                            target_seconds=args.target_seconds, sample_rate=rate)
+        result = segment.segment_voxceleb(Path(args.audio_root), Path(args.meta), out,
+                                          target_seconds=args.target_seconds, sample_rate=rate)
     for skipped in result.skipped:
         print(f"skipped {skipped['source']}: {skipped['reason']}")
     print(f"wrote {len(result.items)} segments under {result.task_dir} ({len(result.skipped)} skipped)")

@@ -14,8 +14,9 @@ import soundfile as sf
 from matplotlib.image import imread
 
 from marathon_lib.cli import main
-from marathon_lib.datatools import (
-    analyse_durations,
+from marathon_lib.durations import analyse_durations
+from marathon_lib.errors import DataError
+from marathon_lib.segment import (
     plan_greedy,
     plan_target,
     segment_gtzan,
@@ -23,7 +24,6 @@ from marathon_lib.datatools import (
     segment_tau,
     segment_voxceleb,
 )
-from marathon_lib.errors import DataError
 from marathon_lib.tasks import TASKS
 
 SR = 8000
