@@ -55,8 +55,15 @@ bench: $(STAMP)
 NO_TESTS_EXIT ?= 5
 PYTEST_NO_TESTS = status=$$?; if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit $(NO_TESTS_EXIT); fi; exit $$status
 
+# The suite's own benchmark cases (tests_bench/test_cases.py with the default options) write into a fresh temporary
+# results directory, removed afterwards; a run that leaves a new results/run-* in the work tree fails.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(TEST_ARGS) || { $(PYTEST_NO_TESTS); }
+	@before=$$(ls -d results/run-* 2>/dev/null); tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/marathon-test-XXXXXX"); \
+	echo "MARATHON_RESULTS_DIR=$$tmp $(BIN)/python -m pytest $(TEST_ARGS)"; \
+	MARATHON_RESULTS_DIR=$$tmp $(BIN)/python -m pytest $(TEST_ARGS); status=$$?; rm -rf "$$tmp"; \
+	after=$$(ls -d results/run-* 2>/dev/null); if [ "$$before" != "$$after" ]; then \
+		echo "make test wrote into the work tree: $$(echo "$$after" | grep -vxF "$$before" | tr '\n' ' ')"; exit 1; fi; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit $(NO_TESTS_EXIT); fi; exit $$status
 
 install-kv: $(KV_STAMP)
 
