@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = data_jobs.add_parser("check", help="per task: items, audio present/missing/undecodable, durations, "
                                                "rates, channels, counts against the release")
     check.add_argument("root", help="a data root folder or hf://Hezep/AudioMarathon[@revision]")
-    check.add_argument("--tasks", help="comma list (default: all 10)")
+    check.add_argument("--tasks", help="comma list (default: every registered task)")
     check.add_argument("--decode", action="store_true", help="decode every file (slow) instead of reading headers")
     check.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
     check.add_argument("--strict", action="store_true",
@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     durations = sub.add_parser("durations", help="the seed's duration statistics and buckets per task")
     durations.add_argument("data_root")
-    durations.add_argument("--tasks", help="comma list (default: all 10)")
+    durations.add_argument("--tasks", help="comma list (default: every registered task)")
     durations.add_argument("--out", default="durations", help="directory for durations.json and the histogram PNG")
     durations.set_defaults(func=_durations)
 

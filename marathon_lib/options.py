@@ -45,7 +45,7 @@ class Option:
 # None as a default means "not given": build_options then applies the rule named in the help text.
 SUITE_OPTIONS: tuple[Option, ...] = (
     Option("--models", "tiny-qwen2.5-omni", "comma list of model names or checkpoint dirs"),
-    Option("--tasks", None, "comma list of tasks (default: all 10)"),
+    Option("--tasks", None, "comma list of tasks (default: every registered task)"),
     Option("--pruners", None, "comma list of pruning methods (default: base; with a --prune-ratio > 0: base and "
                               "every pruner)"),
     Option("--prune-ratio", None, "fraction of audio tokens dropped; comma list sweeps (default 0.0)"),

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from .schema import is_base
 from .tables import base_cases, ideal_prefill_fraction, leaderboard_rows, speedup
-from .tasks import LEADERBOARD_COLUMNS, TASKS
+from .tasks import TASKS, leaderboard_columns
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # methods that score alike still tell apart
@@ -55,7 +55,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def _task_order(cases: Sequence[dict[str, Any]]) -> list[str]:
     """Tasks in the leaderboard's column order (SER SCR ASR | SED MC ASC | SD ER SAR SGR)."""
-    order = {code: i for i, code in enumerate(LEADERBOARD_COLUMNS)}
+    order = {code: i for i, code in enumerate(leaderboard_columns())}
     return sorted({c["task"] for c in cases}, key=lambda task: order.get(TASKS.get(task).code, len(order)))
 
 
@@ -162,7 +162,7 @@ def speedup_figure(model: str, cases: Sequence[dict[str, Any]]) -> Figure:
 def radar_figure(cases: Sequence[dict[str, Any]]) -> Figure | None:
     """The base scores of each model on the task axes they all have; None with fewer than 3 such axes."""
     rows = [row for row in leaderboard_rows(cases) if row["method"] == "base"]
-    columns = [c for c in LEADERBOARD_COLUMNS if rows and all(row["scores"][c] is not None for row in rows)]
+    columns = [c for c in leaderboard_columns() if rows and all(row["scores"][c] is not None for row in rows)]
     if len(columns) < 3:
         return None
     angles = [2 * math.pi * i / len(columns) for i in range(len(columns))]

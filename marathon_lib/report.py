@@ -15,7 +15,6 @@ from .metrics import headline_kind
 from .results import ResultsDir, mixed_settings, now_iso, write_json
 from .schema import SCHEMA_VERSION
 from .tables import (
-    CATEGORY_COLUMNS,
     CaseArrays,
     control_rows,
     efficiency_rows,
@@ -24,7 +23,7 @@ from .tables import (
     paired_comparisons,
     retained_rows,
 )
-from .tasks import LEADERBOARD_COLUMNS, PROTOCOLS, TASKS
+from .tasks import PROTOCOLS, TASKS, category_columns, leaderboard_columns
 
 MIXED_NOTE = ("> **Mixed settings.** These cases were written by sessions whose settings differ (manifest.json lists "
               "the sessions, each case JSON names its `session`): compare them with care.")
@@ -64,15 +63,16 @@ def headline_note() -> str:
             f"question; **100 − WER** with each utterance's errors limited to its reference length for "
             f"{', '.join(kinds['word_accuracy'])}. An invalid answer counts as wrong and never scores above a wrong "
             "one. ± is half the 95 % interval (Wilson for accuracy, a seeded bootstrap over samples otherwise; for "
-            "Avg. Score √Σ±² / k). Avg. Score averages the task columns present (k/10 shown when incomplete). "
-            "The best value of each column is bold.")
+            f"Avg. Score √Σ±² / k). Avg. Score averages the task columns present (k/{len(TASKS.names())} shown when "
+            "incomplete). The best value of each column is bold.")
 
 
 def leaderboard_markdown(summary: dict[str, Any], merged: dict[str, Any] | None = None) -> str:
     """leaderboard.md from the summary (write_report): leaderboard, categories, efficiency, retained with paired
     marks, controls, cases, the paper's columns."""
     rows, cases = summary["leaderboard"], summary["cases"]
-    header = ["Rank", "Model", "Method", "Avg. Score", *LEADERBOARD_COLUMNS]
+    task_columns, categories = leaderboard_columns(), list(category_columns())
+    header = ["Rank", "Model", "Method", "Avg. Score", *task_columns]
     lines = [
         "# AudioMarathon leaderboard",
         "",
@@ -85,16 +85,17 @@ def leaderboard_markdown(summary: dict[str, Any], merged: dict[str, Any] | None 
     ]
     avg_cells = _best_cells([row["avg"] for row in rows], [row.get("avg_ci_half_width") for row in rows])
     columns = {c: _best_cells([row["scores"][c] for row in rows],
-                              [row.get("ci_half_width", {}).get(c) for row in rows]) for c in LEADERBOARD_COLUMNS}
+                              [row.get("ci_half_width", {}).get(c) for row in rows]) for c in task_columns}
     for i, row in enumerate(rows):
-        avg = avg_cells[i] + ("" if row["n_tasks"] == len(LEADERBOARD_COLUMNS) else f" ({row['n_tasks']}/10)")
-        cells = [str(i + 1), row["model"], row["method"], avg, *(columns[c][i] for c in LEADERBOARD_COLUMNS)]
+        complete = row["n_tasks"] == len(task_columns)
+        avg = avg_cells[i] + ("" if complete else f" ({row['n_tasks']}/{len(task_columns)})")
+        cells = [str(i + 1), row["model"], row["method"], avg, *(columns[c][i] for c in task_columns)]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## By category", "", "| Model | Method | " + " | ".join(CATEGORY_COLUMNS) + " |",
-              "|---|---|" + "---|" * len(CATEGORY_COLUMNS)]
+    lines += ["", "## By category", "", "| Model | Method | " + " | ".join(categories) + " |",
+              "|---|---|" + "---|" * len(categories)]
     for row in rows:
         lines.append(f"| {row['model']} | {row['method']} | "
-                     + " | ".join(_cell(row["categories"][c]) for c in CATEGORY_COLUMNS) + " |")
+                     + " | ".join(_cell(row["categories"][c]) for c in categories) + " |")
     lines += _efficiency_markdown(summary["efficiency"]) + _retained_markdown(summary["retained"])
     lines += _controls_markdown(summary["controls"]) + _cases_markdown(cases) + _paper_markdown(cases)
     if merged is not None:

@@ -23,13 +23,7 @@ from .stats import (
     percentile_interval,
     resample_indices,
 )
-from .tasks import LEADERBOARD_COLUMNS, TASKS
-
-CATEGORY_COLUMNS = {
-    "Speech Content Extraction": ("SER", "SCR", "ASR"),
-    "Audio Classification": ("SED", "MC", "ASC"),
-    "Speaker Information": ("SD", "ER", "SAR", "SGR"),
-}
+from .tasks import TASKS, category_columns, leaderboard_columns
 
 
 def half_width(case: dict[str, Any], key: str = "score") -> float | None:
@@ -45,7 +39,7 @@ def leaderboard_rows(cases: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for case in cases:
         if not is_control(case):
             grouped[(case["model"], method_label(case))][case["task_code"]] = case
-    rows = []
+    rows, columns, categories = [], leaderboard_columns(), category_columns()
     for (model, method), by_code in grouped.items():
         scores = {code: case["metrics"]["score"] for code, case in by_code.items()}
         present = [v for v in scores.values() if v is not None]
@@ -55,13 +49,13 @@ def leaderboard_rows(cases: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append({
             "model": model,
             "method": method,
-            "scores": {code: scores.get(code) for code in LEADERBOARD_COLUMNS},
-            "ci_half_width": {code: widths.get(code) for code in LEADERBOARD_COLUMNS},
+            "scores": {code: scores.get(code) for code in columns},
+            "ci_half_width": {code: widths.get(code) for code in columns},
             "avg": round(sum(present) / len(present), 2) if present else None,
             "avg_ci_half_width": None if avg_width is None else round(avg_width, 2),
             "n_tasks": len(present),
             "categories": {
-                name: _avg([scores.get(c) for c in cols]) for name, cols in CATEGORY_COLUMNS.items()
+                name: _avg([scores.get(c) for c in cols]) for name, cols in categories.items()
             },
         })
     return sorted(rows, key=lambda r: (-(r["avg"] if r["avg"] is not None else -1), r["model"], r["method"]))

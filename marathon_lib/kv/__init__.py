@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Protocol
 
 from packaging.version import Version
 
@@ -29,31 +30,21 @@ for _name, _cls in PRESS_CLASSES.items():
 SCOPES = ("audio", "all")
 MODES = ("query_agnostic", "query_aware")
 
-# Which presses kvpress 0.5.5 drives correctly per family (feasibility.md §4). The press hooks the language
-# model's attention layers (see .presses.press_target); the mRoPE thinkers need the adapter in .presses for the
-# presses that re-apply RoPE (snapkv, tova, expected_attention), the Qwen3-Omni thinker its per-head q_norm.
+# Which presses a family runs is declared on its class (`presses`, `press_refusal`; models.registry.press_support
+# lists them): kvpress 0.5.5 hooks the language model's attention layers (see .presses.press_target), and the mRoPE
+# thinkers need the adapter in .presses for the presses that re-apply RoPE (snapkv, tova, expected_attention), the
+# Qwen3-Omni thinker its per-head q_norm.
 ALL_PRESSES = frozenset(PRESS_CLASSES)
 # Presses that score from keys, values or positions alone: no query projection, no RoPE re-application.
 KEY_ONLY_PRESSES = frozenset({"knorm", "streaming_llm", "random_kv"})
-SUPPORTED: dict[str, frozenset[str]] = {
-    "qwen2.5-omni": ALL_PRESSES,
-    "qwen2-audio": ALL_PRESSES,
-    "audio-flamingo-3": ALL_PRESSES,
-    "voxtral": ALL_PRESSES,
-    "granite-speech": ALL_PRESSES,
-    "qwen3-omni": ALL_PRESSES,
-    "phi-4-multimodal": KEY_ONLY_PRESSES,
-}
-# Why a family runs fewer presses (or none): shown as the skip reason of every refused press case.
-REFUSALS = {
-    "phi-4-multimodal": "its attention projects q, k and v with one fused qkv_proj and rotates only part of each "
-                        "head (partial RoPE); kvpress's query-based scorers read q_proj and rotate whole heads "
-                        "(NotImplementedError), so only key/position-only presses "
-                        f"({', '.join(sorted(KEY_ONLY_PRESSES))}) run",
-    "gemma-3n": "its KV-sharing layers read the cache of an earlier layer and have no cache slot of their own, "
-                "so kvpress's hook fails on them (IndexError); compressing the shared slot would also change the "
-                "layers that reuse it",
-}
+
+
+class PressTarget(Protocol):
+    """A model family (its class or a loaded model) as far as press support goes: models.base.BenchModel."""
+
+    family: str
+    presses: frozenset[str]
+    press_refusal: str
 
 
 @dataclass(frozen=True)
@@ -73,11 +64,12 @@ def kvpress_availability() -> Availability:
     return Availability(True)
 
 
-def support(family: str, press: str) -> Availability:
+def support(model: PressTarget, press: str) -> Availability:
+    """Whether `press` runs on this family: kvpress installed and usable, and the press declared by the family."""
     available = kvpress_availability()
     if not available.ok:
         return available
-    if press not in SUPPORTED.get(family, frozenset()):
-        reason = REFUSALS.get(family, "kvpress was not validated on it")
-        return Availability(False, f"kvpress {press} is not supported on the {family} family: {reason}")
+    if press not in model.presses:
+        return Availability(False, f"kvpress {press} is not supported on the {model.family} family: "
+                                   f"{model.press_refusal}")
     return Availability(True)

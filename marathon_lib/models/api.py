@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ..timing import Timing
 from .base import BenchModel
 from .inputs import Generation, InputsCache
+from .registry import register_family
 
 API_SAMPLING_RATE = 16_000  # 16 kHz mono PCM16: what both services resample to; about 1.9 MB per minute
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -135,8 +136,16 @@ class RequestModel(BenchModel):
 class ApiModel(RequestModel):
     """Shared part of the API adapters: keys, retries, timing. Subclasses build the SDK request."""
 
+    access = "api"
+    name_prefix = "api:"
     key_env: tuple[str, ...]
     sdk_module: str  # importable name of the SDK, for the "install it" message
+
+    @classmethod
+    def missing_requirement(cls, name: str, environ: Mapping[str, str]) -> str | None:
+        if sdk_missing(cls.sdk_module):
+            return f"{name} needs the {cls.sdk_module} SDK: pip install -e '.[api]'"
+        return missing_key(environ, cls.key_env, name)
 
     def __init__(self, name: str, model_id: str, *, base_url: str | None = None,
                  environ: Mapping[str, str] = os.environ, retry: RetryPolicy = RetryPolicy(),
@@ -204,11 +213,13 @@ class ApiModel(RequestModel):
     def failure(self, err: BaseException) -> Failure: ...
 
 
+@register_family
 class OpenAIAudio(ApiModel):
     """Chat Completions with an `input_audio` part (base64 WAV), text out."""
 
     family = "openai-audio"
     long_audio = "the whole clip in one request (16 kHz WAV)"
+    checkpoints = ("gpt-4o-audio-preview",)
     key_env = ("OPENAI_API_KEY",)
     sdk_module = "openai"
 
@@ -253,11 +264,13 @@ def openai_messages(inputs: RequestInputs) -> list[dict[str, Any]]:
     return messages + [{"role": "user", "content": [audio, {"type": "text", "text": inputs.prompt}]}]
 
 
+@register_family
 class GeminiAudio(ApiModel):
     """generateContent with an inline audio/wav part, text out."""
 
     family = "gemini"
     long_audio = "the whole clip in one request (16 kHz WAV)"
+    checkpoints = ("gemini-2.0-flash", "gemini-2.5-flash", "gemini-2.5-flash-lite")
     key_env = ("GOOGLE_API_KEY", "GEMINI_API_KEY")  # the SDK's own precedence
     sdk_module = "google.genai"
 
@@ -329,5 +342,3 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
             found.append(importlib.import_module(module).TransportError)
     return tuple(found)
 
-
-API_FAMILIES: dict[str, type[ApiModel]] = {cls.family: cls for cls in (OpenAIAudio, GeminiAudio)}

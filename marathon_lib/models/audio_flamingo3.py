@@ -15,8 +15,11 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..kv import ALL_PRESSES
 from .base import AudioLM
 from .inputs import ModelInputs, check_feature_coverage
+from .registry import register_family
+from .shape import ShapeSpec
 from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 
 AUDIO_TOKEN = "<sound>"
@@ -39,9 +42,17 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
+@register_family
 class AudioFlamingo3(AudioLM):
     family = "audio-flamingo-3"
     long_audio = "one item of up to 600 s (the model card's limit); longer audio refused as a data error"
+    tiny_name = "tiny-audio-flamingo-3"
+    checkpoints = ("nvidia/audio-flamingo-3-hf",)
+    shapes = (ShapeSpec("nvidia/audio-flamingo-3-hf", "nvidia--audio-flamingo-3-hf.json",
+                        "AudioFlamingo3ForConditionalGeneration"),)
+    model_types = ("audioflamingo3",)
+    keyword = "flamingo"
+    presses = ALL_PRESSES
     default_system_prompt = None  # the template's own "You are a helpful assistant."
 
     def load(self) -> tuple[torch.nn.Module, Any]:

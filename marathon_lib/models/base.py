@@ -1,11 +1,13 @@
-"""The model adapter protocol: messages -> inputs + audio spans -> timed greedy generation."""
+"""The model adapter protocol: messages -> inputs + audio spans -> timed greedy generation. A family class
+declares, as class attributes, everything the suite's tables need (names, checkpoints, `-k` keyword, config
+model_types, long-audio policy, press support); `models.registry.register_family` derives the tables from them."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable
+from abc import abstractmethod
+from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -14,14 +16,30 @@ from ..textstack import TextStack, find_text_stack
 from ..timing import Clock, FirstTokenMark, Timing
 from .identity import checkpoint_revision
 from .inputs import Generation, InputsCache, ModelInputs, find_audio_spans
+from .shape import ShapeSpec
+
+NOT_VALIDATED = "kvpress was not validated on it"
 
 
-class BenchModel(ABC):
+class BenchModel(Protocol):
     """What CaseRunner needs from a model: prepared inputs per sample and a timed generation. AudioLM (a local
-    torch model) and the request/response adapters (API models, models.api) both implement it."""
+    torch model) and the request/response adapters (API models, models.api) both implement it.
 
-    family: str
-    long_audio: str = "not stated"  # how audio beyond the model's window is handled (written to the manifest)
+    The ClassVars are the family's declaration, read by the registry (models.registry) without loading anything:
+    a new family is one file that subclasses an adapter, sets them and is decorated with `register_family`."""
+
+    family: ClassVar[str]
+    tiny_name: ClassVar[str | None] = None  # a random-weight build of the real classes (`build_tiny`), or None
+    checkpoints: ClassVar[tuple[str, ...]] = ()  # hub ids (or API model ids) registered under their own name
+    shapes: ClassVar[tuple[ShapeSpec, ...]] = ()  # `shape:<hub id>`: the real config, random weights
+    model_types: ClassVar[tuple[str, ...]] = ()  # config.json model_types a local checkpoint directory maps from
+    keyword: ClassVar[str | None] = None  # the `pytest -k` word; None = the family name without punctuation
+    access: ClassVar[str] = "local"  # "local", "remote_code" (needs --trust-remote-code) or "api"
+    name_prefix: ClassVar[str] = ""  # registered name = prefix + checkpoint ("api:" for API models)
+    presses: ClassVar[frozenset[str]] = frozenset()  # kvpress methods validated on the family (kv.PRESSES names)
+    press_refusal: ClassVar[str] = NOT_VALIDATED  # why the other presses are refused (the skip reason)
+    long_audio: ClassVar[str] = "not stated"  # how audio beyond the model's window is handled (in the manifest)
+
     name: str
     revision: str  # what resume keys on: the hub commit, or the checkpoint's content (models.identity)
     warmup_scope: str = "case"  # "session": warmed up once per loaded model (API models: each warm-up is paid)
@@ -31,6 +49,11 @@ class BenchModel(ABC):
     dtype: Any
     attn_implementation: str | None
     inputs_cache: InputsCache
+
+    @classmethod
+    def missing_requirement(cls, name: str, environ: Mapping[str, str]) -> str | None:
+        """Why `name` cannot load on this machine (an SDK or key missing), checked before any data is built."""
+        return None
 
     @property
     @abstractmethod
@@ -120,7 +143,7 @@ class AudioLM(BenchModel):
     def sampling_rate(self) -> int:
         """The rate the processor's audio feature extractor expects."""
         processor = self.processor
-        extractor = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor")
+        extractor = getattr(processor, "feature_extractor", None) or processor.audio_processor
         return int(extractor.sampling_rate)
 
     @property

@@ -30,6 +30,7 @@ from ..errors import DataError
 from .base import AudioLM
 from .inputs import ModelInputs, split_audio
 from .processors import StubImageProcessor, load_chat_template
+from .registry import register_family
 from .tiny import tokenizer_corpus, train_tokenizer
 
 CLIP_SECONDS = 30.0  # Gemma3nAudioFeatureExtractor's default max_length of 480,000 samples at 16 kHz
@@ -115,9 +116,17 @@ def _check_finite_audio(module: nn.Module, args: tuple, output: Any) -> None:
         raise FloatingPointError("Gemma-3n audio encoder returned non-finite values (seen with transformers 5.2)")
 
 
+@register_family
 class Gemma3n(AudioLM):
     family = "gemma-3n"
     long_audio = "split into equal ≤ 30 s clips, 188 tokens each, one audio item per clip"
+    tiny_name = "tiny-gemma-3n"
+    checkpoints = ("google/gemma-3n-E2B-it", "google/gemma-3n-E4B-it")
+    model_types = ("gemma3n",)
+    keyword = "gemma"
+    press_refusal = ("its KV-sharing layers read the cache of an earlier layer and have no cache slot of their own, so "
+                     "kvpress's hook fails on them (IndexError); compressing the shared slot would also change the "
+                     "layers that reuse it")
     default_system_prompt = None
 
     def load(self) -> tuple[torch.nn.Module, Any]:

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..kv import ALL_PRESSES
 from .base import AudioLM
 from .inputs import ModelInputs
 from .processors import install_granite_mel_shim
+from .registry import register_family
 from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 
 # The model card's example system prompt (a fixed date keeps prompts deterministic).
@@ -36,9 +38,15 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
+@register_family
 class GraniteSpeech(AudioLM):
     family = "granite-speech"
     long_audio = "one item of any length (block attention over the whole clip)"
+    tiny_name = "tiny-granite-speech"
+    checkpoints = ("ibm-granite/granite-speech-3.3-2b", "ibm-granite/granite-speech-3.3-8b")
+    model_types = ("granite_speech",)
+    keyword = "granite"
+    presses = ALL_PRESSES
     audio_encoder_path = "model.encoder"
     default_system_prompt = GRANITE_SYSTEM_PROMPT
 

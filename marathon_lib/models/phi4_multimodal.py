@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..kv import KEY_ONLY_PRESSES
 from .base import AudioLM
 from .inputs import ModelInputs
 from .processors import StubImageProcessor
+from .registry import register_family
 from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 
 SPECIAL_TOKENS = {
@@ -43,9 +45,19 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
+@register_family
 class Phi4Multimodal(AudioLM):
     family = "phi-4-multimodal"
     long_audio = "one item of any length (no window in the encoder)"
+    tiny_name = "tiny-phi-4-multimodal"
+    checkpoints = ("microsoft/Phi-4-multimodal-instruct",)
+    model_types = ("phi4_multimodal",)
+    keyword = "phi4"
+    presses = KEY_ONLY_PRESSES
+    press_refusal = ("its attention projects q, k and v with one fused qkv_proj and rotates only part of each head "
+                     "(partial RoPE); kvpress's query-based scorers read q_proj and rotate whole heads "
+                     "(NotImplementedError), so only key/position-only presses "
+                     f"({', '.join(sorted(KEY_ONLY_PRESSES))}) run")
     audio_encoder_path = "model.embed_tokens_extend.audio_embed.encoder"
     default_system_prompt = None  # the original scripts send a user turn only
 

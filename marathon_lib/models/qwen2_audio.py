@@ -13,9 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..kv import ALL_PRESSES
 from .base import AudioLM
 
 from .inputs import ModelInputs, check_feature_coverage, split_audio
+from .registry import register_family
+from .shape import ShapeSpec
 from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 
 SPECIAL_TOKENS = {
@@ -27,9 +30,17 @@ SPECIAL_TOKENS = {
 }
 
 
+@register_family
 class Qwen2Audio(AudioLM):
     family = "qwen2-audio"
     long_audio = "each item ≤ 30 s (the Whisper window); longer audio split into equal ≤ 30 s items in one turn"
+    tiny_name = "tiny-qwen2-audio"
+    checkpoints = ("Qwen/Qwen2-Audio-7B-Instruct",)
+    shapes = (ShapeSpec("Qwen/Qwen2-Audio-7B-Instruct", "Qwen--Qwen2-Audio-7B-Instruct.json",
+                        "Qwen2AudioForConditionalGeneration"),)
+    model_types = ("qwen2_audio",)
+    keyword = "qwen"
+    presses = ALL_PRESSES
     # None: the checkpoint's chat template inserts its own default ("You are a helpful assistant.").
     default_system_prompt = None
 

@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..kv import ALL_PRESSES
 from .base import AudioLM
 
 from .inputs import ModelInputs, check_feature_coverage
 from .processors import StubImageProcessor, load_processor, stub_video_processor_class
+from .registry import register_family
 from .tiny import save_tiny_model, tokenizer_corpus, train_tokenizer
 
 SPECIAL_TOKENS = {
@@ -43,9 +45,15 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
+@register_family
 class Qwen3OmniThinker(AudioLM):
     family = "qwen3-omni"
     long_audio = "one item of any length (the encoder windows it itself)"
+    tiny_name = "tiny-qwen3-omni"
+    checkpoints = ("Qwen/Qwen3-Omni-30B-A3B-Instruct",)
+    model_types = ("qwen3_omni_moe", "qwen3_omni_moe_thinker")
+    keyword = "qwen"
+    presses = ALL_PRESSES  # its per-head q_norm goes through kv.presses' adapter
     default_system_prompt = None  # the Qwen3-Omni template has no default system turn
 
     def load(self) -> tuple[torch.nn.Module, Any]:

@@ -9,9 +9,12 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..kv import ALL_PRESSES
 from .base import AudioLM
 from .inputs import ModelInputs, split_audio
 from .processors import StubImageProcessor, load_processor, stub_video_processor_class
+from .registry import register_family
+from .shape import ShapeSpec
 from .tiny import train_tokenizer, tokenizer_corpus
 
 QWEN_SYSTEM_PROMPT = (
@@ -43,9 +46,17 @@ SPECIAL_TOKENS = {
 }
 
 
+@register_family
 class QwenOmniThinker(AudioLM):
     family = "qwen2.5-omni"
     long_audio = "each item ≤ 300 s (the extractor's window); longer audio split into equal ≤ 300 s items in one turn"
+    tiny_name = "tiny-qwen2.5-omni"
+    checkpoints = ("Qwen/Qwen2.5-Omni-7B", "Qwen/Qwen2.5-Omni-3B")
+    shapes = (ShapeSpec("Qwen/Qwen2.5-Omni-7B", "Qwen--Qwen2.5-Omni-7B.thinker.json",
+                        "Qwen2_5OmniThinkerForConditionalGeneration"),)
+    model_types = ("qwen2_5_omni", "qwen2_5_omni_thinker")
+    keyword = "qwen"
+    presses = ALL_PRESSES  # the mRoPE thinker through kv.presses' adapter for the presses that re-apply RoPE
     default_system_prompt = QWEN_SYSTEM_PROMPT
 
     def load(self) -> tuple[torch.nn.Module, Any]:

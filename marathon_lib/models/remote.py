@@ -23,6 +23,7 @@ from .api import RequestInputs, RequestModel, encode_wav, sdk_missing
 from .base import AudioLM
 from .identity import checkpoint_revision
 from .inputs import AudioSpan, Generation, InputsCache, ModelInputs, split_audio
+from .registry import register_family
 
 REMOTE_SAMPLING_RATE = 16_000  # all three use Whisper-style 16 kHz front ends
 
@@ -66,6 +67,8 @@ def wav_file(directory: Path, wav: bytes) -> Path:
 class RemoteCodeLM(AudioLM):
     """A transformers model whose classes come from its hub repository."""
 
+    access = "remote_code"
+
     def remote_pretrained(self, auto_class: type) -> torch.nn.Module:
         return auto_class.from_pretrained(self.checkpoint, dtype=self.dtype, attn_implementation=self.attn_implementation,
                                           trust_remote_code=True).to(self.device)
@@ -89,9 +92,11 @@ def aero_messages(clips: int, prompt: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": content + [{"type": "text", "text": prompt}]}]
 
 
+@register_family
 class Aero1(RemoteCodeLM):
     family = "aero-1"
     long_audio = "split into equal ≤ 30 s clips, one audio item each"
+    checkpoints = ("lmms-lab/Aero-1-Audio-1.5B",)
 
     def load(self) -> tuple[torch.nn.Module, Any]:
         from transformers import AutoModelForCausalLM, AutoProcessor
@@ -123,9 +128,11 @@ def baichuan_prompt(system: str | None, audio_start: str, audio_end: str, wav_pa
     return f"{head}{BAICHUAN_ROLES['user']}{audio}{prompt}{BAICHUAN_ROLES['assistant']}"
 
 
+@register_family
 class BaichuanOmni(RemoteCodeLM):
     family = "baichuan-omni-1.5"
     long_audio = "one clip, as the model's own processor reads it"
+    checkpoints = ("baichuan-inc/Baichuan-Omni-1d5",)
     default_system_prompt = BAICHUAN_SYSTEM
 
     def load(self) -> tuple[torch.nn.Module, Any]:
@@ -170,6 +177,7 @@ def kimi_chats(wav_path: Path, prompt: str) -> list[dict[str, str]]:
             {"role": "user", "message_type": "audio", "content": str(wav_path)}]
 
 
+@register_family
 class KimiAudio(RequestModel):
     """Kimi-Audio through Moonshot's `kimia_infer` engine. Its hub remote code holds only the language model;
     the GLM-4 speech tokenizer, Whisper features and prompt layout live in kimia_infer, which runs the whole
@@ -177,6 +185,8 @@ class KimiAudio(RequestModel):
 
     family = "kimi-audio"
     long_audio = "one clip, as kimia_infer reads it"
+    checkpoints = ("moonshotai/Kimi-Audio-7B-Instruct",)
+    access = "remote_code"  # its hub repository's code, run by kimia_infer: refused without --trust-remote-code
 
     def __init__(self, name: str, checkpoint: str, device: str, dtype: torch.dtype, attn_implementation: str) -> None:
         if sdk_missing("kimia_infer"):
@@ -200,5 +210,3 @@ class KimiAudio(RequestModel):
         latency_ms = (time.perf_counter() - start) * 1000.0
         return Generation(text=text.strip(), new_token_ids=[], timing=Timing.end_to_end(latency_ms, None))
 
-
-REMOTE_FAMILIES: dict[str, type] = {cls.family: cls for cls in (Aero1, BaichuanOmni, KimiAudio)}

@@ -31,26 +31,16 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 
 @dataclass(frozen=True)
 class ShapeSpec:
+    """Declared by a family class (`shapes`); the registry fills in the family when it registers the class."""
+
     hub_id: str
-    family: str
     file: str  # under marathon_lib/shapes/
     model_class: str  # the transformers class the family's adapter loads
+    family: str = ""
 
     @property
     def name(self) -> str:
         return SHAPE_PREFIX + self.hub_id
-
-
-SHAPE_SPECS = (
-    ShapeSpec("Qwen/Qwen2.5-Omni-7B", "qwen2.5-omni", "Qwen--Qwen2.5-Omni-7B.thinker.json",
-              "Qwen2_5OmniThinkerForConditionalGeneration"),
-    ShapeSpec("Qwen/Qwen2-Audio-7B-Instruct", "qwen2-audio", "Qwen--Qwen2-Audio-7B-Instruct.json",
-              "Qwen2AudioForConditionalGeneration"),
-    ShapeSpec("nvidia/audio-flamingo-3-hf", "audio-flamingo-3", "nvidia--audio-flamingo-3-hf.json",
-              "AudioFlamingo3ForConditionalGeneration"),
-    ShapeSpec("mistralai/Voxtral-Mini-3B-2507", "voxtral", "mistralai--Voxtral-Mini-3B-2507.json",
-              "VoxtralForConditionalGeneration"),
-)
 
 
 def shape_dict(spec: ShapeSpec) -> dict[str, Any]:
@@ -114,7 +104,7 @@ def ensure_shape_checkpoint(spec: ShapeSpec, tiny_dir: Path, cache_root: Path) -
                     "config.json", "COMPLETE", "model.safetensors.index.json"):
                 shutil.copy2(item, staging / item.name)
         tiny_config = json.loads((tiny_dir / "config.json").read_text())
-        config = shape_config(ShapeSpec(spec.hub_id, spec.family, spec.file, spec.model_class))
+        config = shape_config(spec)
         remapped = remap_token_ids(config.to_dict(), tiny_config)
         # A thinker-only shape of a full Omni tiny config goes where the tiny one keeps it (`thinker_config`),
         # so AutoConfig reads the directory on every transformers version (5.2 has no standalone thinker type).

@@ -21,8 +21,11 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..kv import ALL_PRESSES
 from .base import AudioLM
 from .inputs import ModelInputs
+from .registry import register_family
+from .shape import ShapeSpec
 from .tiny import tokenizer_corpus, train_tokenizer
 
 AUDIO_TOKEN_ID = 24  # hard-coded in VoxtralProcessor
@@ -39,9 +42,17 @@ TEKKEN_SPECIALS = [
 ]
 
 
+@register_family
 class Voxtral(AudioLM):
     family = "voxtral"
     long_audio = "one item padded to a multiple of 30 s (375 placeholders per 30 s; padding not counted as audio); over 40 min refused"
+    tiny_name = "tiny-voxtral"
+    checkpoints = ("mistralai/Voxtral-Mini-3B-2507", "mistralai/Voxtral-Small-24B-2507")
+    shapes = (ShapeSpec("mistralai/Voxtral-Mini-3B-2507", "mistralai--Voxtral-Mini-3B-2507.json",
+                        "VoxtralForConditionalGeneration"),)
+    model_types = ("voxtral",)
+    keyword = "voxtral"
+    presses = ALL_PRESSES
     default_system_prompt = None  # Voxtral's instruct format has no default system prompt
 
     def load(self) -> tuple[torch.nn.Module, Any]:

@@ -4,13 +4,25 @@ selection function in `selectors`; `PruneHook` does all the tensor plumbing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import torch
 
 from ..registry import Registry
 from .hook import PruneHook
 from .selectors import kept_count, select_dart, select_frame, select_random, select_top_scores
+
+
+class Pruner(Protocol):
+    """A pruning method: which audio positions survive at layer K. One frozen dataclass per method, registered in
+    PRUNERS under `name`; its parameters are its fields (DartPruner's pivots), its work one pure selector."""
+
+    name: ClassVar[str]
+    needs_attention: ClassVar[bool]  # the hook computes the last query's attention at layer K-1 (FastV)
+
+    def select(self, hook: PruneHook, positions: torch.Tensor, n_keep: int, hidden: torch.Tensor) -> torch.Tensor:
+        """The kept positions (a subset of `positions`, n_keep of them) given the hidden states entering layer K."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -69,10 +81,10 @@ class DartPruner:
                            self.audio_pivots, self.text_pivots)
 
 
-PRUNERS: Registry[object] = Registry("pruner")
+PRUNERS: Registry[Pruner] = Registry("pruner")
 for _pruner in (RandomPruner(), FramePruner(), FastVPruner(), DartPruner()):
     PRUNERS.register(_pruner.name, _pruner)
 
 METHODS = ("base", *PRUNERS.names())  # "base" = no pruning hook at all
 
-__all__ = ["METHODS", "PRUNERS", "PruneHook", "kept_count"]
+__all__ = ["METHODS", "PRUNERS", "PruneHook", "Pruner", "kept_count"]

@@ -81,7 +81,7 @@ class TaskSpec:
 
     name: str  # registry name and the `-k` keyword, e.g. "TAU"
     code: str  # leaderboard column, e.g. "ASC"
-    category: str
+    category: str  # the leaderboard's "By category" group
     folders: TaskFolders  # its folder in the release tree and in the flat layout, and what that folder holds
     load: Callable[[Path], list[Sample]]  # every published item, read from the task's folder
     instruction: str  # task sentence put above the prompt (seed Qwen-O wording)
@@ -96,6 +96,7 @@ class TaskSpec:
     protocols: Mapping[str, Sequence[SampleFilter]] = field(default_factory=dict)  # protocol -> its filters
     interleave: bool = False  # classes round-robin, so a --sample-limit prefix stays balanced
     version: str = "1"  # bump when prompt, loader or parser semantics change
+    column: int | None = None  # place in the leaderboard (the paper's order); None = after those, as registered
 
     def prompt(self, sample: Sample) -> str:
         return f"{self.instruction}\n\n{self.format_prompt(sample)}"

@@ -94,10 +94,31 @@ def gender_prompt(sample: Sample) -> str:
     )
 
 
-def _task(spec: TaskSpec) -> TaskSpec:
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add a task: the suite's options, cases, data checks, report columns and categories all read TASKS."""
     unknown = set(spec.protocols) - set(PROTOCOLS)
-    assert not unknown, f"{spec.name}: protocols {unknown} are not among {list(PROTOCOLS)}"
+    if unknown:
+        raise ValueError(f"{spec.name}: protocols {sorted(unknown)} are not among {list(PROTOCOLS)}")
+    if spec.code in leaderboard_columns():
+        raise ValueError(f"{spec.name}: leaderboard column {spec.code!r} is taken")
     return TASKS.register(spec.name, spec)
+
+
+def leaderboard_columns() -> tuple[str, ...]:
+    """Task codes in leaderboard order: by each spec's `column` (the paper's order: SER SCR ASR | SED MC ASC |
+    SD ER SAR SGR), then the tasks without one in the order they were registered."""
+    specs = [TASKS.get(name) for name in TASKS]
+    placed = sorted((s for s in specs if s.column is not None), key=lambda s: s.column)
+    return tuple(s.code for s in placed + [s for s in specs if s.column is None])
+
+
+def category_columns() -> dict[str, tuple[str, ...]]:
+    """Category -> its task codes, in leaderboard order (categories in the order of their first column)."""
+    category = {TASKS.get(name).code: TASKS.get(name).category for name in TASKS}
+    grouped: dict[str, tuple[str, ...]] = {}
+    for code in leaderboard_columns():
+        grouped[category[code]] = (*grouped.get(category[code], ()), code)
+    return grouped
 
 
 # The Qwen HAD and gender scripts down-sample the larger class with random.seed(42).
@@ -113,15 +134,15 @@ VOX_GENDER_MANIFEST = "gender_id_task_meta.json"
 VOX_RELEASE = "VoxCeleb/concatenated_audio"  # its sibling concatenated_audio_age/ is empty in the release
 
 
-_task(TaskSpec(
-    name="LibriSpeech", code="ASR", category=SPEECH_CONTENT, load=load_librispeech, published=204,
+register_task(TaskSpec(
+    name="LibriSpeech", code="ASR", category=SPEECH_CONTENT, column=3, load=load_librispeech, published=204,
     folders=TaskFolders(release="librispeech-long", flat="LibriSpeech", marker=("test-clean/",)),
     instruction="You are a helpful assistant that transcribes speech audio. Please listen carefully and provide "
     "the exact transcription of what is spoken in the audio.",
     format_prompt=asr_prompt, answer="text", max_new_tokens=ASR_TOKENS,
 ))
-_task(TaskSpec(
-    name="RACE", code="SCR", category=SPEECH_CONTENT, published=820,
+register_task(TaskSpec(
+    name="RACE", code="SCR", category=SPEECH_CONTENT, column=2, published=820,
     folders=TaskFolders(release="race_audio", flat="RACE", marker=(RACE_MANIFEST,)),
     load=partial(load_choice_manifest, manifest=RACE_MANIFEST, what="RACE", layout="options",
                  answer_key="answer", path_key="audio_path", id_keys=("article_id", "question_idx"),
@@ -130,8 +151,8 @@ _task(TaskSpec(
     "Please listen to the passage and answer the multiple-choice question based on what you heard.",
     format_prompt=race_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS, per_question_options=True,
 ))
-_task(TaskSpec(
-    name="SLUE", code="SER", category=SPEECH_CONTENT, published=490,
+register_task(TaskSpec(
+    name="SLUE", code="SER", category=SPEECH_CONTENT, column=1, published=490,
     folders=TaskFolders(release="SLUE", flat="SLUE", marker=(SLUE_MANIFEST,)),
     load=partial(load_choice_manifest, manifest=SLUE_MANIFEST, what="SLUE",
                  meta_keys=("task_name", "entity_types", "entity_count")),
@@ -140,8 +161,8 @@ _task(TaskSpec(
     format_prompt=listen_and_select_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
     per_question_options=True,
 ))
-_task(TaskSpec(
-    name="TAU", code="ASC", category=AUDIO_CLASSIFICATION, published=1145,
+register_task(TaskSpec(
+    name="TAU", code="ASC", category=AUDIO_CLASSIFICATION, column=6, published=1145,
     folders=TaskFolders(release="TAU/concatenated_resampled", flat="TAU", marker=(TAU_MANIFEST,)),
     load=partial(load_choice_manifest, manifest=TAU_MANIFEST, what="TAU",
                  meta_keys=("scene_label",)),
@@ -149,8 +170,8 @@ _task(TaskSpec(
     "Please listen to the audio carefully and classify the scene type.",
     format_prompt=tau_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
 ))
-_task(TaskSpec(
-    name="GTZAN", code="MC", category=AUDIO_CLASSIFICATION, published=120,
+register_task(TaskSpec(
+    name="GTZAN", code="MC", category=AUDIO_CLASSIFICATION, column=5, published=120,
     folders=TaskFolders(release="GTZAN/concatenated_audio", flat="GTZAN", marker=(GTZAN_MANIFEST,)),
     # Qwen/Voxtral scripts read <root>/wav/<path>, Phi-4 reads <root>/<path>: accept both.
     load=partial(load_choice_manifest, manifest=GTZAN_MANIFEST, what="GTZAN",
@@ -158,8 +179,8 @@ _task(TaskSpec(
     instruction="You are a helpful audio analysis assistant.",
     format_prompt=gtzan_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
 ))
-_task(TaskSpec(
-    name="DESED", code="SED", category=AUDIO_CLASSIFICATION, published=254,
+register_task(TaskSpec(
+    name="DESED", code="SED", category=AUDIO_CLASSIFICATION, column=4, published=254,
     folders=TaskFolders(release="DESED/DESED_dataset/concatenated_audio", flat="DESED", marker=(DESED_MANIFEST,)),
     load=partial(load_choice_manifest, manifest=DESED_MANIFEST, what="DESED",
                  layout="choices_dict", items_key="tasks", meta_keys=("task_type", "correct_event")),
@@ -168,8 +189,8 @@ _task(TaskSpec(
     format_prompt=listen_and_select_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
     per_question_options=True,
 ))
-_task(TaskSpec(
-    name="VESUS", code="ER", category=SPEAKER_INFORMATION, published=185,
+register_task(TaskSpec(
+    name="VESUS", code="ER", category=SPEAKER_INFORMATION, column=8, published=185,
     folders=TaskFolders(release="VESUS", flat="VESUS", marker=(VESUS_MANIFEST,)),
     load=partial(load_choice_manifest, manifest=VESUS_MANIFEST, what="VESUS",
                  id_keys=("uniq_id",), meta_keys=("emotion_label", "person_id")),
@@ -182,8 +203,8 @@ _task(TaskSpec(
     aliases={"angry": ("anger",), "happy": ("happiness", "joy"), "sad": ("sadness",),
              "fearful": ("fear", "afraid"), "monotone": ("neutral",)},
 ))
-_task(TaskSpec(
-    name="HAD", code="SD", category=SPEAKER_INFORMATION, load=load_had, published=776,
+register_task(TaskSpec(
+    name="HAD", code="SD", category=SPEAKER_INFORMATION, column=7, load=load_had, published=776,
     folders=TaskFolders(release="HAD/concatenated_audio", flat="HAD", marker=("real/", "fake/")),
     protocols=BALANCED, interleave=True,
     instruction="You are a helpful assistant that analyzes audio to determine authenticity.",
@@ -191,8 +212,8 @@ _task(TaskSpec(
     aliases={"real": ("authentic", "genuine"),
              "fake": ("synthetic", "synthesized", "artificial", "artificially synthesized", "spoofed")},
 ))
-_task(TaskSpec(
-    name="VoxAge", code="SAR", category=SPEAKER_INFORMATION, published=959,
+register_task(TaskSpec(
+    name="VoxAge", code="SAR", category=SPEAKER_INFORMATION, column=9, published=959,
     folders=TaskFolders(release=VOX_RELEASE, flat="VoxCeleb", marker=(VOX_AGE_MANIFEST,)),
     load=partial(load_choice_manifest, manifest=VOX_AGE_MANIFEST, what="VoxCeleb age",
                  n_choices=5, letters=UPPER[:5], id_keys=("uniq_id",), audio_dirs=("wav",),
@@ -201,8 +222,8 @@ _task(TaskSpec(
     "Please listen to the voice carefully and classify the speaker's age group.",
     format_prompt=select_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
 ))
-_task(TaskSpec(
-    name="VoxGender", code="SGR", category=SPEAKER_INFORMATION, published=1614,
+register_task(TaskSpec(
+    name="VoxGender", code="SGR", category=SPEAKER_INFORMATION, column=10, published=1614,
     folders=TaskFolders(release=VOX_RELEASE, flat="VoxCeleb", marker=(VOX_GENDER_MANIFEST,)),
     load=partial(load_choice_manifest, manifest=VOX_GENDER_MANIFEST, what="VoxCeleb gender", n_choices=2,
                  letters=("a", "b"), audio_dirs=("wav",), meta_keys=("speaker_id_original",)),
@@ -212,5 +233,3 @@ _task(TaskSpec(
     format_prompt=gender_prompt, answer="choice", max_new_tokens=CHOICE_TOKENS,
     aliases={"male": ("man",), "female": ("woman",)},
 ))
-
-LEADERBOARD_COLUMNS = ("SER", "SCR", "ASR", "SED", "MC", "ASC", "SD", "ER", "SAR", "SGR")  # the seed's order

@@ -14,7 +14,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marathon_lib.kv import PRESS_CLASSES, SUPPORTED, kvpress_availability, support
+from marathon_lib.kv import PRESS_CLASSES, kvpress_availability, support
+from marathon_lib.models import FAMILIES as MODEL_FAMILIES
+from marathon_lib.models import AudioLM, press_support
+
+SUPPORTED = press_support()  # derived from the family classes' `presses`
 
 AVAILABLE = kvpress_availability()
 pytestmark = [pytest.mark.skipif(not AVAILABLE.ok, reason=AVAILABLE.reason), pytest.mark.usefixtures("one_thread")]
@@ -24,13 +28,14 @@ def test_support_matrix_refuses_with_the_family_reason() -> None:
     from marathon_lib.kv import ALL_PRESSES, KEY_ONLY_PRESSES
 
     for press in ALL_PRESSES:
-        assert support("qwen3-omni", press).ok and support("voxtral", press).ok
-        gemma = support("gemma-3n", press)
+        assert support(MODEL_FAMILIES.get("qwen3-omni"), press).ok and support(MODEL_FAMILIES.get("voxtral"), press).ok
+        gemma = support(MODEL_FAMILIES.get("gemma-3n"), press)
         assert not gemma.ok and "not supported" in gemma.reason and "KV-sharing layers" in gemma.reason
-        phi = support("phi-4-multimodal", press)
+        phi = support(MODEL_FAMILIES.get("phi-4-multimodal"), press)
         assert phi.ok == (press in KEY_ONLY_PRESSES)
         assert phi.ok or "fused qkv_proj" in phi.reason
-    assert "not validated" in support("some-new-family", "knorm").reason
+    undeclared = type("NewFamily", (AudioLM,), {"family": "some-new-family"})  # declares no presses
+    assert "not validated" in support(undeclared, "knorm").reason
 
 
 # --- the audio-scope wrapper on its own (no model) -------------------------------------------------
@@ -258,7 +263,7 @@ def test_phi4_refused_presses_cannot_read_its_fused_attention(loaded, press) -> 
     from marathon_lib.kv.presses import build_press, pressed
     from marathon_lib.runner import content_positions
 
-    assert not support("phi-4-multimodal", press).ok
+    assert not support(MODEL_FAMILIES.get("phi-4-multimodal"), press).ok
     model, inputs = _load(loaded, "phi-4-multimodal")
     scoped = build_press(press, 0.5, None)
     with (torch.inference_mode(), pytest.raises(NotImplementedError, match="Phi4MultimodalAttention"),
@@ -272,7 +277,7 @@ def test_gemma3n_is_refused_because_kv_shared_layers_have_no_cache_slot(loaded) 
     from marathon_lib.kv.presses import build_press, pressed
     from marathon_lib.models import load_model, resolve_model
 
-    assert not any(support("gemma-3n", press).ok for press in PRESS_CLASSES)
+    assert not any(support(MODEL_FAMILIES.get("gemma-3n"), press).ok for press in PRESS_CLASSES)
     model = load_model(resolve_model("tiny-gemma-3n"), cache_root=Path(os.environ["MARATHON_CACHE"]) / "models",
                        device="cpu", dtype="float32", attn_implementation="sdpa")
     stack = model.text_stack()

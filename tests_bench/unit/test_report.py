@@ -19,7 +19,7 @@ from marathon_lib.results import ResultsDir
 from marathon_lib.schema import CaseRun, CaseSpec
 from marathon_lib.scoring import build_case
 from marathon_lib.tables import efficiency_rows, ideal_prefill_fraction, leaderboard_rows, retained_rows
-from marathon_lib.tasks import LEADERBOARD_COLUMNS, TASKS
+from marathon_lib.tasks import TASKS, leaderboard_columns
 
 MODEL_A, MODEL_B = "tiny-qwen2.5-omni", "Qwen/Qwen2.5-Omni-7B"
 
@@ -79,7 +79,7 @@ def test_leaderboard_numbers_equal_the_case_jsons(tmp_path: Path) -> None:
                 c["metrics"]["score"] for c in cases}
     for _rank, model, method, avg, *scores in rows:
         present = []
-        for code, cell in zip(LEADERBOARD_COLUMNS, scores):
+        for code, cell in zip(leaderboard_columns(), scores):
             value = expected.get((model, method, code))
             assert cell.strip("*") == ("–" if value is None else f"{value:.1f}"), (model, method, code)
             present += [] if value is None else [value]
@@ -92,8 +92,8 @@ def test_leaderboard_numbers_equal_the_case_jsons(tmp_path: Path) -> None:
 def test_best_value_of_each_column_is_bold(tmp_path: Path) -> None:
     write_report(write_cases(tmp_path, sweep()), plots=False)
     rows = table((tmp_path / "leaderboard.md").read_text())
-    asc = LEADERBOARD_COLUMNS.index("ASC") + 4
-    sd = LEADERBOARD_COLUMNS.index("SD") + 4
+    asc = leaderboard_columns().index("ASC") + 4
+    sd = leaderboard_columns().index("SD") + 4
     assert [r[asc] for r in rows if r[asc].startswith("**")] == ["**91.2**"]  # model B's TAU (91.25)
     assert [r[sd] for r in rows if r[sd].startswith("**")] == ["**65.0**"]  # model A base HAD (30 + 5·7)
     assert sum(r[3].startswith("**") for r in rows) == 1
@@ -239,7 +239,7 @@ def test_intervals_show_in_case_json_summary_and_leaderboard(tmp_path: Path) -> 
     row = summary["leaderboard"][0]
     assert row["ci_half_width"]["ASC"] == pytest.approx((high - low) / 2, abs=1e-3)
     markdown = (tmp_path / "leaderboard.md").read_text()
-    cell = table(markdown)[0][4 + LEADERBOARD_COLUMNS.index("ASC")]
+    cell = table(markdown)[0][4 + leaderboard_columns().index("ASC")]
     assert cell == f"{metrics['score']:.1f} ± {(high - low) / 2:.1f}"
     assert f"| {metrics['score']:.1f} ± {(high - low) / 2:.1f} |" in markdown.split("## Cases", 1)[1]
     assert "balanced accuracy" in markdown and "± is half the 95 % interval" in markdown
