@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..kv import PRESSES
 from ..registry import Registry
@@ -62,12 +62,19 @@ class ModelEntry:
 MODELS: Registry[ModelEntry] = Registry("model")
 
 
+def own(family: type[BenchModel], name: str) -> Any:
+    """A declaration the class makes itself: names and model_types are never inherited (a family built on another's
+    adapter has its own checkpoints), while policies (keyword, presses, access, long_audio) are."""
+    return vars(family).get(name, getattr(BenchModel, name))
+
+
 def declared_entries(family: type[BenchModel]) -> list[ModelEntry]:
     """The model names a family class declares: its tiny build, its checkpoints, its `shape:` configs."""
-    entries = [ModelEntry(family.tiny_name, family.family, None)] if family.tiny_name else []
+    tiny = own(family, "tiny_name")
+    entries = [ModelEntry(tiny, family.family, None)] if tiny else []
     entries += [ModelEntry(family.name_prefix + checkpoint, family.family, checkpoint, access=family.access)
-                for checkpoint in family.checkpoints]
-    for shape in family.shapes:
+                for checkpoint in own(family, "checkpoints")]
+    for shape in own(family, "shapes"):
         shape = replace(shape, family=family.family)
         entries.append(ModelEntry(shape.name, family.family, None, shape))
     return entries
@@ -84,12 +91,14 @@ def register_family(family: F) -> F:
     unknown = sorted(set(family.presses) - set(PRESSES.names()))
     if unknown:
         raise ValueError(f"{where}: presses {unknown} are not registered ({', '.join(PRESSES.names())})")
-    clashes = [t for t in family.model_types if t in MODEL_TYPES] + [
+    model_types = own(family, "model_types")
+    clashes = [family.family] if family.family in FAMILIES else []
+    clashes += [t for t in model_types if t in MODEL_TYPES] + [
         e.name for e in declared_entries(family) if e.name in MODELS]
     if clashes:
         raise ValueError(f"{where}: {clashes} are registered already")
     FAMILIES.register(family.family, family)
-    MODEL_TYPES.update(dict.fromkeys(family.model_types, family.family))
+    MODEL_TYPES.update(dict.fromkeys(model_types, family.family))
     for entry in declared_entries(family):
         MODELS.register(entry.name, entry)
     return family
