@@ -29,7 +29,7 @@ def env() -> dict[str, str]:
 
 
 def run(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env(), capture_output=True, text=True,
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env(), capture_output=True, text=True, check=False,
                           timeout=timeout)
 
 
