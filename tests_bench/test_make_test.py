@@ -16,8 +16,8 @@ def make_test(test_args: str) -> subprocess.CompletedProcess:
     """`make test TEST_ARGS=...` as a user types it (no results directory inherited from this pytest)."""
     env = {k: v for k, v in os.environ.items()
            if k != "MARATHON_RESULTS_DIR" and not k.startswith(("PYTEST_", "MAKE", "MFLAGS"))}
-    return subprocess.run(["make", "--no-print-directory", "test", f"TEST_ARGS={test_args}"], cwd=ROOT, env=env, check=False,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(["make", "--no-print-directory", "test", f"TEST_ARGS={test_args}"], cwd=ROOT, env=env,
+                          check=False, capture_output=True, text=True, timeout=600)
 
 
 def runs_in_tree() -> set[str]:
