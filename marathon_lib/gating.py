@@ -1,6 +1,6 @@
 """Regression gating: a committable baseline of per-case score, n and timing, and pure checks against it.
 
-Two gates (anchors.md §3 "Regression gating"):
+Two gates (docs/gpu-ci.md):
 - against a stored baseline: a case fails when its score falls below the baseline's one-sided Wilson lower
   bound at the case's n (vLLM's accuracy gate; z = 1.645, score/100 taken as a proportion), or below
   baseline − `max_score_drop` points when that is given; or when its prefill or decode time per token

@@ -1,4 +1,4 @@
-"""One timing definition for every model (design.md "Timing rules").
+"""One timing definition for every model (docs/architecture.md, "Timing rules").
 
 prefill = from inputs on the device to the first generated token (audio encoder included);
 decode  = the remaining tokens from the same cache; tokens/s = decoded tokens / decode time.

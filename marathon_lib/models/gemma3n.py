@@ -8,7 +8,7 @@ Limits, enforced rather than worked around:
 * pruning at layer K works only while every KV-"store" layer (whose cache the last `num_kv_shared_layers`
   layers read) is itself pruned, i.e. K <= the first store layer, and only for prompts no longer than the
   sliding window (the sliding cache crops by count while masks use original positions): `text_stack()`
-  declares both, and `PruneHook` refuses anything else with the reason (feasibility.md section 5).
+  declares both, and `PruneHook` refuses anything else with the reason (docs/models.md, "Pruning at layer K").
 
 Id layout mirrored from the real checkpoint: text ids < V, vision ids [V, V+8) (tiny: 8, real: 128), audio ids
 after them; `<end_of_audio>` is the audio range's first id, `<audio_soft_token>` the next.

@@ -1,4 +1,5 @@
-"""Building real processor classes without torchvision (which must never be installed here, see feasibility.md).
+"""Building real processor classes without torchvision (which must never be installed here, see
+docs/models.md).
 
 Audio-only benchmarks never pass images or videos, but the multimodal processors type-check an image
 and a video processor. We hand them minimal stand-ins and load every *audio/text* component (tokenizer,

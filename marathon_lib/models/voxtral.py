@@ -2,9 +2,10 @@
 `VoxtralProcessor._retrieve_input_features`, and the mistral-common (tekken v11) instruct layout built by hand.
 
 Prompt ids: `<s> [INST] [BEGIN_AUDIO] [AUDIO] x N <user text> [/INST]`, the layout mistral-common's
-`encode_chat_completion` produces for one user turn `[audio, text]` (feasibility.md section 2). Hand-building
-keeps one code path on transformers 5.2 (whose `apply_chat_template` crashes, fixed by PR #44132) and without
-mistral-common; the real checkpoint still needs mistral-common for its tekken tokenizer, the tiny one does not.
+`encode_chat_completion` produces for one user turn `[audio, text]` (docs/models.md, "Building without the hub").
+Hand-building keeps one code path on transformers 5.2 (whose `apply_chat_template` crashes, fixed by PR #44132) and
+without mistral-common; the real checkpoint still needs mistral-common for its tekken tokenizer, the tiny one does
+not.
 
 Audio is padded to a multiple of 30 s and every 30 s chunk becomes 375 `[AUDIO]` placeholders (12.5 per s), so
 the placeholder run includes padding: `tokens.audio` reports the content tokens (ceil(samples / 1280)) while the

@@ -1,4 +1,4 @@
-"""Readers for the seed's on-disk formats (seed_spec.md §3).
+"""Readers for the seed's on-disk formats (docs/seed.md, "Tasks and their files").
 
 A missing or malformed manifest raises DataError naming the file. A single bad item becomes a
 Sample with `error` set, so it is recorded (status `error`) and the rest of the case goes on.

@@ -1,4 +1,4 @@
-"""Strict answer parsers (design.md "Scoring rules").
+"""Strict answer parsers (docs/architecture.md, "Scoring rules").
 
 Choice answers go through one chain and stop at the first rule that decides:
 exact letter -> leading letter -> last explicit "answer/option/choice X" -> a lone letter when exactly

@@ -1,4 +1,4 @@
-"""The ten AudioMarathon tasks. Prompt wording is the seed's (Qwen "Others" scripts, seed_spec.md §3);
+"""The ten AudioMarathon tasks. Prompt wording is the seed's (Qwen "Others" scripts, docs/seed.md);
 option order and the letters follow each item's own choices (fixing the seed's fixed-order Vox-age prompt).
 
 Folders: each task's folder in the release as downloaded (`Hezep/AudioMarathon`) and in the flat layout.

@@ -4,7 +4,7 @@ extractor and prompt format; random weights), on both supported transformers ver
 
 Per family:
 * the audio spans are exactly the runs of `input_ids == <the config's audio token id>`, and their length follows
-  the family's tokens-per-second rule (feasibility.md section 3);
+  the family's tokens-per-second rule (docs/models.md, "Audio tokens per family");
 * audio longer than the family's window is split into audio items or rejected with a clear error, and a
   truncating feature extractor is detected: never a silent truncation;
 * ratio 0 is bit-identical (logits and tokens) with the PruneHook installed and armed vs no hook, and at r=0.5

@@ -1,4 +1,4 @@
-"""Seed-format readers (seed_spec.md §3) on small hand-built datasets in tmp_path.
+"""Seed-format readers (docs/seed.md, "Tasks and their files") on small hand-built datasets in tmp_path.
 
 Every task in TASKS gets a dataset in its seed format, laid out both as the flat layout and as the
 AudioMarathon release tree; then the sample protocols; then the broken inputs: a missing or malformed

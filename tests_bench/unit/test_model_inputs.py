@@ -1,7 +1,7 @@
 """The real tiny Qwen2.5-Omni thinker: audio token counts and spans, greedy generation, the checkpoint dir.
 
 Qwen2.5-Omni turns audio into 25 tokens per second; the processor's window is 300 s, so longer audio is
-split into chunks, never truncated (design.md "Scoring rules": no silent truncation).
+split into chunks, never truncated (docs/architecture.md "Scoring rules": no silent truncation).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Answer parsers, table-driven per registered task (design.md "Scoring rules", seed_spec.md §3 traps).
+"""Answer parsers, table-driven per registered task (docs/architecture.md "Scoring rules", docs/seed.md traps).
 
 Every response goes through `runner.score_response`, the function live runs and `marathon rescore` share,
 so these tables pin what the leaderboard counts as correct, wrong and invalid.

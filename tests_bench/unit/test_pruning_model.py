@@ -1,6 +1,6 @@
 """Audio-token pruning on the real tiny Qwen2.5-Omni thinker (sdpa and eager, all four pruners).
 
-What is proved here (feasibility.md section 5 is the method):
+What is proved here (docs/models.md, "Pruning at layer K", is the method):
 * ratio 0 is bit-identical to running without a hook;
 * at K=2, r=0.5 the KV cache holds [L, L, L', L'] after prefill and grows by one per decode step, and the
   logits change;

@@ -1,4 +1,4 @@
-"""The user's card, end to end: pytest in a subprocess with the suite's options (design.md "pytest surface").
+"""The user's card, end to end: pytest in a subprocess with the suite's options (docs/architecture.md "The pytest surface").
 
 Each subprocess pays the torch/transformers import (~10 s on 2 cores), so the quick ones (collection and
 usage errors) run concurrently; one real run of one TAU sample on the tiny model feeds the report and
