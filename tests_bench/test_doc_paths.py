@@ -46,7 +46,7 @@ def prose(source: Path) -> str:
 
 def cited_paths(text: str, top_level: set[str]) -> set[str]:
     """Paths that start at the repository root (their first folder is one of its top-level folders), and bare
-    `name.md` / `name.py` references."""
+    file names ending in .md or .py."""
     found = set()
     for match in CITED.finditer(text):
         path = match.group(1).rstrip(".")
