@@ -1,7 +1,8 @@
-"""Adding a model family or a task is one file plus its test: tests_bench/family_example.py declares a family and a
-task and nothing else in the repository knows them. Loaded as a plugin (`pytest -p tests_bench.family_example`),
-the family's names, keyword, model_type and press support, and the task's column and category, reach every table;
-its case is collected by `-k`, runs, and lands in the leaderboard with its own column."""
+"""Adding a model family or a task is one file plus its test: tests_bench/unit/family_example.py declares a family
+and a task and nothing else in the repository knows them. Loaded as a plugin
+(`pytest -p tests_bench.unit.family_example`), the family's names, keyword, model_type and press support, and the
+task's column and category, reach every table; its case is collected by `-k`, runs, and lands in the leaderboard
+with its own column."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ import soundfile as sf
 from marathon_lib.models import FAMILIES, MODELS, register_family
 from marathon_lib.models.qwen_omni import QwenOmniThinker
 
-ROOT = Path(__file__).resolve().parents[1]
-PLUGIN = ["-p", "tests_bench.family_example"]
+ROOT = Path(__file__).resolve().parents[2]
+PLUGIN = ["-p", "tests_bench.unit.family_example"]
 CASE_ID = "Murmur-tiny-echo-omni-base"
 
 
@@ -51,7 +52,7 @@ def murmur_data(root: Path) -> Path:
 def test_the_declarations_reach_every_table() -> None:
     script = """
 import json
-import tests_bench.family_example
+import tests_bench.unit.family_example
 from marathon_lib.models import MODEL_TYPES, family_keyword, model_policies, press_support, resolve_model
 from marathon_lib.tasks import category_columns, leaderboard_columns
 hub = resolve_model("example-org/Echo-Omni-1B")

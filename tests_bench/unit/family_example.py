@@ -3,8 +3,9 @@ marathon_lib/models/ imported by models/__init__.py, a task a `register_task` ca
 Nothing else is edited: model names, `-k` keyword, config model_types, press support, options, cases, report
 columns and categories are all derived from these declarations.
 
-Loaded as a pytest plugin by tests_bench/test_one_file_extensions.py (`-p tests_bench.family_example`); it is not a
-test module and is never imported by the suite's own session, so its names stay out of every other test."""
+Loaded as a pytest plugin by tests_bench/unit/test_one_file_extensions.py (`-p tests_bench.unit.family_example`);
+it is not a test module and is never imported by the suite's own session, so its names stay out of every other
+test."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_test(test_args: str) -> subprocess.CompletedProcess:

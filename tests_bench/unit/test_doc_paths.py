@@ -10,7 +10,7 @@ import subprocess
 import tokenize
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # A path in the text: folders and a file name with a known suffix, or a folder ending in "/".
 CITED = re.compile(r"(?<![\w./:<>{}*$~-])((?:[\w.-]+/)+(?:[\w.-]+\.(?:md|py|sh|toml|ini|json|cfg))?|[\w.-]+\.(?:md|py))"
                    r"(?![\w/*<>{}-])")
