@@ -18,7 +18,8 @@ from marathon_lib.paths import cache_root
 from marathon_lib.results import ResultsDir, new_session_id, record_session, run_manifest
 from marathon_lib.schema import CaseSpec
 
-pytest_plugins = ["fixtures.data", "fixtures.models", "fixtures.pruning", "fixtures.kv", "fixtures.tiny"]
+pytest_plugins = ["fixtures.data", "fixtures.models", "fixtures.pruning", "fixtures.kv", "fixtures.sweep",
+                  "fixtures.tiny"]
 
 OPTIONS_KEY = pytest.StashKey[RunOptions]()
 SESSION_KEY = pytest.StashKey[str]()  # this session's id; xdist workers get the controller's (workerinput)

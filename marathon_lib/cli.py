@@ -208,6 +208,20 @@ def _decode_bench(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}")
 
 
+def _sweep_bench(args: argparse.Namespace) -> None:
+    from .efficiency import save
+    from .sweep_bench import format_sweep_table, run_sweep_bench
+
+    parse_ratios(args.prune_ratio)  # a bad list stops here, not inside the first timed process
+    result = run_sweep_bench(model=args.models, tasks=args.tasks, samples=args.synthetic_samples,
+                             seconds=args.synthetic_seconds, pruners=args.pruners, ratios=args.prune_ratio,
+                             pairs=args.pairs, threads=args.threads, device=args.device, decode=args.decode)
+    print(format_sweep_table(result))
+    if args.out:
+        save(result, args.out)
+        print(f"wrote {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marathon", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -314,6 +328,17 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--threads", type=int, default=1, help="CPU threads (CPU runs only; default 1)")
     decode.add_argument("--out", help="also write the table as JSON here")
     decode.set_defaults(func=_decode_bench)
+
+    sweep = sub.add_parser("sweep-bench", help="whole-process wall, CPU and peak RSS of a sweep: --order sample vs "
+                                               "--order case, alternated")
+    add_options(sweep.add_argument, ("models", "tasks", "synthetic_samples", "synthetic_seconds", "pruners",
+                                     "prune_ratio", "device", "decode"),
+                tasks="TAU,HAD", synthetic_samples=40, synthetic_seconds=30.0, pruners="random,frame,fast_v,dart",
+                prune_ratio="0.3,0.5,0.7", device="cpu")
+    sweep.add_argument("--pairs", type=int, default=2, help="alternating (sample, case) pairs; the median ratio")
+    sweep.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads of each process (default 1)")
+    sweep.add_argument("--out", help="also write the figures as JSON here")
+    sweep.set_defaults(func=_sweep_bench)
     return parser
 
 

@@ -21,6 +21,7 @@ from .schema import DEFAULT_PRUNE_LAYER
 from .tasks import DEFAULT_PROTOCOL, PROTOCOLS, TASKS
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+ORDERS = ("sample", "case")  # --order (marathon_lib.sweep)
 
 DEFAULT_PRUNE_RATIO = "0.0"
 DEFAULT_COMPRESSION_RATIO = "0.5"
@@ -81,6 +82,9 @@ SUITE_OPTIONS: tuple[Option, ...] = (
     Option("--reuse-audio-encoder", False, "compute each sample's audio-encoder output once per model and reuse it "
                                            "in every case (records say encoder_reused: their prefill time then "
                                            "excludes the encoder)", switch=True),
+    Option("--order", "sample", "sample: the cases of one (task, model) run sample by sample, every method and ratio "
+                                "back to back on one sample's inputs (prepared once, encoded once with "
+                                "--reuse-audio-encoder); case: each case over all its samples in turn"),
     Option("--controls", None, "comma list of control cases beside the methods, off by default: no_audio (the same "
                                "prompt with the audio removed)"),
     Option("--trust-remote-code", False, "allow models whose code comes from their hub repository (Aero-1, "
@@ -161,6 +165,7 @@ class RunOptions:
     max_slowdown: float | None = None
     min_retained: float | None = None
     protocol: str = DEFAULT_PROTOCOL  # which published items each task evaluates (tasks.base.PROTOCOLS)
+    order: str = "sample"  # sample-major or case-major execution of a sweep (marathon_lib.sweep)
 
     def as_manifest(self) -> dict[str, Any]:
         """The options as given (the resolved data root is the manifest's `data` block)."""
@@ -244,6 +249,8 @@ def build_options(**given: Any) -> RunOptions:
     baseline = Path(raw["baseline"]) if raw["baseline"] else None
     if baseline is not None and not baseline.is_file():
         raise ConfigError(f"--baseline: {baseline} is not a file (make one with: marathon baseline RESULTS_DIR)")
+    if raw["order"] not in ORDERS:
+        raise ConfigError(f"--order: {raw['order']!r} is not one of {', '.join(ORDERS)}")
     if raw["protocol"] not in PROTOCOLS:
         raise ConfigError(f"--protocol: {raw['protocol']!r} is not one of {', '.join(PROTOCOLS)}")
     results_dir = check_results_dir(Path(raw["results_dir"]))
@@ -261,7 +268,7 @@ def build_options(**given: Any) -> RunOptions:
         decode=raw["decode"], reuse_audio_encoder=raw["reuse_audio_encoder"],
         max_new_tokens=raw["max_new_tokens"] or None, baseline=baseline, max_score_drop=raw["max_score_drop"],
         max_slowdown=raw["max_slowdown"], min_retained=raw["min_retained"], protocol=raw["protocol"],
-        controls=check_controls(split_list(raw["controls"], "--controls")),
+        controls=check_controls(split_list(raw["controls"], "--controls")), order=raw["order"],
     )
 
 

@@ -217,16 +217,20 @@ def _efficiency_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
     lines = ["", "## Efficiency", "",
              ("Means over the method's tasks (speed-ups: geometric means). Speed-up = same-run base prefill ÷ "
               "this prefill, per task; ideal = N·S ÷ (K·S + (N−K)·S') from the prompt tokens S, the tokens S' "
-              "left after layer K and the model's N layers (– where the case files do not record N)."),
+              "left after layer K and the model's N layers (– where the case files do not record N). The prefill "
+              "splits into the audio encoder's share and the LLM's: pruning can only cut the LLM's."),
              "",
-             ("| Model | Method | prefill ms | prefill speed-up | ideal | decode ms | decode tok/s | audio tok | kept "
-              "| kept % |"),
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             ("| Model | Method | prefill ms | encoder % | LLM % | prefill speed-up | ideal | decode ms | decode tok/s "
+              "| audio tok | kept | kept % |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         audio, kept = row["audio_tokens"], row["audio_kept"]
         share = 100.0 * kept / audio if audio and kept is not None else None
+        encoder = row.get("encoder_share")
+        encoder_pct, llm_pct = (None, None) if encoder is None else (100.0 * encoder, 100.0 * (1.0 - encoder))
         lines.append(
-            f"| {row['model']} | {row['method']} | {_cell(row['prefill_ms'])} | {_cell(row['speedup'], 2)} | "
+            f"| {row['model']} | {row['method']} | {_cell(row['prefill_ms'])} | {_cell(encoder_pct)} | "
+            f"{_cell(llm_pct)} | {_cell(row['speedup'], 2)} | "
             f"{_cell(row['ideal_speedup'], 2)} | {_cell(row['decode_ms'])} | {_cell(row['decode_tokens_per_s'])} | "
             f"{_cell(audio)} | {_cell(kept)} | {_cell(share)} |"
         )

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from concurrent.futures import Future
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -16,6 +19,7 @@ from .audio import MIN_AUDIO_SECONDS, AudioClip, file_sha1, load_audio
 from .errors import DataError
 from .models.base import BenchModel
 from .models.inputs import Generation, ModelInputs, span_positions
+from .prefetch import Prefetcher
 from .pruning import PruneHook
 from .pruning.selectors import kept_count
 from .results import ResultsDir, append_record, read_records, rewrite_records
@@ -31,6 +35,19 @@ from .scoring import (
 from .tasks import DEFAULT_PROTOCOL, Sample, TaskSpec
 
 WARMUP_TOKENS = 2
+PREFETCH_DEPTH = 3  # samples whose inputs are prepared ahead, in the background, while the model computes
+# Processors (tokenizer state, feature extractor) are called from the prefetch thread and the main thread
+PROCESSOR_LOCK = threading.Lock()
+
+
+@dataclass
+class Ahead:
+    """Records a sample-major pass (marathon_lib.sweep) computed and wrote for one case in this session, by resume
+    key, and the case's warm-up; the case then finalizes from them instead of running its samples."""
+
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warmup_ms: float | None = None
+    warmed: bool = False
 
 
 def _base_record(sample: Sample) -> dict[str, Any]:
@@ -80,42 +97,69 @@ class CaseRunner:
         self.hook, self.seed, self.shard, self.press = hook, seed, shard, press
         self.token_cap = max_new_tokens  # --max-new-tokens; None runs each task's own budget
         self.digests: dict[str, str] = {}
+        self.unreadable_lines = 0
 
-    def run(self, samples: Sequence[Sample]) -> dict[str, Any]:
-        """Run every sample not already recorded under the same content key; resume-safe at any kill."""
-        path = self.results.sample_path(self.case.case_id)
+    def saved_records(self, say: bool = True) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Records of earlier runs this case may reuse: by resume key, and by generation key (to rescore). A
+        line cut off by a kill, or damaged, is said (`say`); its sample runs again."""
         unreadable: list[str] = []
+        path = self.results.sample_path(self.case.case_id)
         reusable = [r for r in read_records(path, unreadable) if r.get("key") and r.get("error_kind") != "model"]
-        done = {r["key"]: r for r in reusable}
-        by_generation = {r["generation_key"]: r for r in reusable if r.get("generation_key")}
-        for note in unreadable:  # a line cut off by a kill, or damaged: its sample runs again
+        for note in unreadable if say else ():
             self.progress(note)
-            warnings.warn(note, stacklevel=2)
+            warnings.warn(note, stacklevel=3)
+        self.unreadable_lines = len(unreadable)
+        return {r["key"]: r for r in reusable}, {r["generation_key"]: r for r in reusable if r.get("generation_key")}
+
+    def keys(self, sample: Sample) -> tuple[str, str]:
+        """(generation key, resume key) of a sample in this case."""
+        generation = self.generation_key(sample)
+        return generation, scoring_key(generation, self.spec)
+
+    def to_compute(self, samples: Sequence[Sample]) -> list[tuple[Sample, str, str]]:
+        """The samples whose record must be computed (neither saved under its key nor rescorable), with keys."""
+        done, by_generation = self.saved_records(say=False)
+        planned = [(sample, *self.keys(sample)) for sample in samples]
+        return [(s, g, k) for s, g, k in planned if k not in done and g not in by_generation]
+
+    def run(self, samples: Sequence[Sample], ahead: Ahead | None = None,
+            prefetch: int = PREFETCH_DEPTH) -> dict[str, Any]:
+        """Run every sample not already recorded under the same content key; resume-safe at any kill. `ahead`:
+        records a sample-major pass computed (and wrote) for this case in this session (marathon_lib.sweep)."""
+        path = self.results.sample_path(self.case.case_id)
+        done, by_generation = self.saved_records()
+        computed = ahead.records if ahead is not None else {}
+        warmup_ms, warmed = (ahead.warmup_ms, ahead.warmed) if ahead is not None else (None, False)
+        planned = [(sample, *self.keys(sample)) for sample in samples]
+        fresh = [s for s, g, k in planned if k not in computed and k not in done and g not in by_generation]
+        prefetcher: Prefetcher[ModelInputs] | None = None
         records: list[dict[str, Any]] = []
         reused: dict[str, str] = {}  # sample id -> "resumed" | "rescored"
-        warmup_ms: float | None = None
-        warmed = False
-        for index, sample in enumerate(samples, 1):
-            generation = self.generation_key(sample)
-            key = scoring_key(generation, self.spec)
-            record = done.get(key)
-            if record is not None:
-                reused[sample.sample_id] = "resumed"
-            elif generation in by_generation:  # same generation, other parser/metric versions: rescore it
-                record = rescore_record(self.spec, by_generation[generation])
-                append_record(path, record)
-                reused[sample.sample_id] = "rescored"
-            else:
-                if not warmed:
-                    warmup_ms, warmed = self.warmup(samples), True
-                record = self.run_sample(sample) | {"key": key, "generation_key": generation,
-                                                    "scoring": scoring_versions(self.spec)}
-                check_fields(Record, record, f"{self.case.case_id} sample {sample.sample_id}")
-                append_record(path, record)
-            records.append(record)
-            how = reused.get(sample.sample_id)
-            self.progress(f"{self.case.case_id} [{index}/{len(samples)}] {sample.sample_id}: "
-                          f"{how + ' ' if how else ''}{_brief(record)}")
+        try:
+            for index, (sample, generation, key) in enumerate(planned, 1):
+                if key in computed:  # computed in this session, sample-major: already written and said
+                    records.append(computed[key])
+                    continue
+                record = done.get(key)
+                if record is not None:
+                    reused[sample.sample_id] = "resumed"
+                elif generation in by_generation:  # same generation, other parser/metric versions: rescore it
+                    record = rescore_record(self.spec, by_generation[generation])
+                    append_record(path, record)
+                    reused[sample.sample_id] = "rescored"
+                else:
+                    if not warmed:
+                        warmup_ms, warmed = self.warmup(samples), True
+                    if prefetcher is None:  # after the warm-up: it prepared the first usable sample already
+                        prefetcher = self.prefetcher(fresh, prefetch)
+                    record = self.fresh_record(sample, generation, key, prefetcher.take(sample))
+                records.append(record)
+                how = reused.get(sample.sample_id)
+                self.progress(f"{self.case.case_id} [{index}/{len(samples)}] {sample.sample_id}: "
+                              f"{how + ' ' if how else ''}{_brief(record)}")
+        finally:
+            if prefetcher is not None:
+                prefetcher.close()
         rewrite_records(path, records)  # exactly one record per sample, in sample order
         case = build_case(self.case, self.spec, records, CaseRun(
             session=self.results.session,  # its settings: manifest.json's sessions
@@ -128,9 +172,10 @@ class CaseRunner:
             data=self.data,
             shard=f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
             warmup_ms=warmup_ms,
-            unreadable_lines=len(unreadable),
+            unreadable_lines=self.unreadable_lines,
             n_resumed=len(reused),
             n_rescored=sum(how == "rescored" for how in reused.values()),
+            order="sample" if ahead is not None else "case",
         ))
         self.results.write_case(case)
         return case
@@ -181,17 +226,53 @@ class CaseRunner:
             self.digests[sample.sample_id] = file_sha1(sample.audio_path)
         return self.digests[sample.sample_id]
 
-    def inputs_for(self, sample: Sample) -> tuple[ModelInputs, bool]:
-        """Decoded, resampled and processed inputs; shared by every case of this model in the session."""
+    def fresh_record(self, sample: Sample, generation: str, key: str, prepared: Future | None = None
+                     ) -> dict[str, Any]:
+        """Run one sample now (its inputs from `prepared`, a prefetch, when given) and append its record."""
+        record = self.run_sample(sample, prepared) | {"key": key, "generation_key": generation,
+                                                      "scoring": scoring_versions(self.spec)}
+        check_fields(Record, record, f"{self.case.case_id} sample {sample.sample_id}")
+        append_record(self.results.sample_path(self.case.case_id), record)
+        return record
+
+    def prefetcher(self, samples: Sequence[Sample], depth: int) -> Prefetcher[ModelInputs]:
+        """Prepares the inputs of the next `depth` samples in the background (the no_audio control has nothing to
+        prepare ahead; samples already cached or unusable by their manifest are skipped)."""
+        def wanted(sample: Sample) -> bool:
+            return (self.case.control is None and not sample.error
+                    and self.inputs_key(sample) not in self.model.inputs_cache.entries)
+
+        return Prefetcher(samples, lambda sample: self.prepare(sample, self.spec.prompt(sample)), depth,
+                          key=lambda sample: sample.sample_id, wanted=wanted)
+
+    def describe(self, record: Mapping[str, Any]) -> str:
+        """One progress line's verdict for a record."""
+        return _brief(record)
+
+    def inputs_key(self, sample: Sample) -> tuple:
+        """What the model's inputs cache keys a sample's prepared inputs on (audio content, prompt)."""
+        prompt_sha1 = hashlib.sha1(self.spec.prompt(sample).encode()).hexdigest()
+        if self.case.control == "no_audio":
+            return ("no_audio", prompt_sha1)
+        return (self.audio_digest(sample), prompt_sha1)
+
+    def inputs_for(self, sample: Sample, prepared: Future | None = None) -> tuple[ModelInputs, bool]:
+        """Decoded, resampled and processed inputs; shared by every case of this model in the session. A prefetch
+        (`prepared`) supplies them when they are not cached; its DataError is this sample's data error."""
         prompt = self.spec.prompt(sample)
-        key = (self.audio_digest(sample), hashlib.sha1(prompt.encode()).hexdigest())
+        key = self.inputs_key(sample)
         if self.case.control == "no_audio":
             # the audio is still decoded and checked, so a sample unusable in the base case is unusable here too
             # (paired tests)
             self.usable_audio(sample)
-            return self.model.inputs_cache.get_or_build(("no_audio", key[1]),
-                                                        lambda: self.model.prepare_without_audio(prompt))
-        return self.model.inputs_cache.get_or_build(key, lambda: self.prepare(sample, prompt))
+
+            def build_text_only() -> ModelInputs:
+                with PROCESSOR_LOCK:
+                    return self.model.prepare_without_audio(prompt)
+
+            return self.model.inputs_cache.get_or_build(key, build_text_only)
+        return self.model.inputs_cache.get_or_build(
+            key, prepared.result if prepared is not None else lambda: self.prepare(sample, prompt))
 
     def usable_audio(self, sample: Sample) -> AudioClip:
         """The sample's decoded clip; under MIN_AUDIO_SECONDS it is a data error, the same for every model, method
@@ -206,7 +287,8 @@ class CaseRunner:
     def prepare(self, sample: Sample, prompt: str) -> ModelInputs:
         """The model's inputs for one sample; a clip the model turns into no audio token is a data error too."""
         clip = self.usable_audio(sample)
-        inputs = self.model.prepare(clip.samples, prompt)
+        with PROCESSOR_LOCK:  # a prefetch thread may prepare the next sample meanwhile
+            inputs = self.model.prepare(clip.samples, prompt)
         if inputs.n_audio_tokens == 0:  # None: the model (an API) does not say
             raise DataError(f"audio too short: {_ms(clip.seconds)} gives no audio token in {self.model.name}: "
                             f"{sample.audio_path}")
@@ -225,11 +307,13 @@ class CaseRunner:
                 inputs, _ = self.inputs_for(sample)
             except DataError:
                 continue
+            encoder_cache = getattr(self.model, "encoder_cache", None)
             try:
                 if per_session:  # one attempt: a warm-up never waits out a retry sequence
                     generation = self.model.warmup_generate(inputs, WARMUP_TOKENS)
                 else:
-                    generation, _ = self.generate(inputs, sample, WARMUP_TOKENS)
+                    with encoder_cache.bypassed() if encoder_cache is not None else nullcontext():
+                        generation, _ = self.generate(inputs, sample, WARMUP_TOKENS)
                 latency = generation.timing.latency_ms
                 warmup_ms = None if latency is None else round(latency, 3)
             except Exception:  # the same failure is recorded per sample (error_kind "model") and fails the case
@@ -239,14 +323,14 @@ class CaseRunner:
             return warmup_ms
         return None
 
-    def run_sample(self, sample: Sample) -> dict[str, Any]:
+    def run_sample(self, sample: Sample, prepared: Future | None = None) -> dict[str, Any]:
         record = _base_record(sample)
         record["model_revision"] = self.model.revision
         if sample.error:
             return record | {"error": sample.error, "error_kind": "data"}
         try:
             record["audio_sha1"] = self.audio_digest(sample)
-            inputs, record["inputs_reused"] = self.inputs_for(sample)
+            inputs, record["inputs_reused"] = self.inputs_for(sample, prepared)
             record["audio_seconds"] = round(inputs.audio_seconds, 3)
         except DataError as err:
             return record | {"error": f"sample {sample.sample_id}: {err}", "error_kind": "data"}
@@ -254,6 +338,9 @@ class CaseRunner:
             torch.cuda.reset_peak_memory_stats(self.model.device)
         encoder_cache = getattr(self.model, "encoder_cache", None)
         hits = encoder_cache.hits if encoder_cache is not None else 0
+        encoder_clock = self.model.encoder_clock()
+        if encoder_clock is not None:
+            encoder_clock.begin()
         try:
             generation, audio_kept = self.generate(inputs, sample, self.max_new_tokens)
         except Exception as err:  # recorded, and the pytest case fails on it after the other samples ran
@@ -264,7 +351,8 @@ class CaseRunner:
             }
         record.update(score_response(self.spec, sample, generation.text))
         record["response"] = generation.text
-        record["timing"] = generation.timing.as_dict()
+        timing = generation.timing if encoder_clock is None else generation.timing.with_encoder(*encoder_clock.reading())
+        record["timing"] = timing.as_dict()
         record["tokens"] = {
             "input": inputs.n_input_tokens,
             "audio": inputs.n_audio_tokens,
@@ -276,7 +364,7 @@ class CaseRunner:
         record["decode_mode"] = self.decode_mode()
         if self.case.control is not None:  # what the control sent in place of the audio
             record["control_audio"] = inputs.notes["control_audio"]
-        if encoder_cache is not None:  # prefill_ms excludes the audio encoder when its output was reused
+        if encoder_cache is not None:  # the encoder did not run: timing carries the time its output took
             record["encoder_reused"] = encoder_cache.hits > hits
         if generation.api is not None:
             record["api"] = generation.api

@@ -78,6 +78,9 @@ class RecordTiming(TypedDict):
     new_tokens: int | None
     latency_ms: float | None
     compile_ms: float | None
+    encoder_ms: NotRequired[float | None]
+    llm_prefill_ms: NotRequired[float | None]
+    encoder_ms_reused: NotRequired[bool]
 
 
 class RecordTokens(TypedDict):
@@ -161,6 +164,8 @@ class CaseMetrics(TypedDict):
 class CaseTiming(TypedDict):
     prefill_ms: float | None
     prefill_ms_median: float | None
+    encoder_ms: float | None
+    llm_prefill_ms: float | None
     decode_ms: float | None
     decode_tokens_per_s: float | None
     latency_ms: float | None
@@ -228,6 +233,7 @@ class Case(TypedDict):
     tokens: CaseTokens
     errors: list[CaseError]
     encoder_reused: int
+    inputs_reused: int
     compile_ms: float
     decode_mode: str | None
     session: str | None
@@ -235,6 +241,7 @@ class Case(TypedDict):
     model_layers: int | None
     n_resumed: int
     n_rescored: int
+    order: str | None
     shard: str | None
     max_new_tokens: int
     generation_capped: bool
@@ -262,6 +269,7 @@ class CaseRun:
     unreadable_lines: int = 0
     n_resumed: int = 0  # records reused without running the model (rescored ones included)
     n_rescored: int = 0
+    order: str | None = None  # "sample": its records came from a sample-major pass (marathon_lib.sweep)
 
     @classmethod
     def from_case(cls, case: Mapping[str, Any]) -> "CaseRun":

@@ -87,6 +87,9 @@ def build_case(case: CaseSpec, spec: TaskSpec, records: Sequence[Mapping[str, An
         "timing": {
             "prefill_ms": _mean(r["timing"]["prefill_ms"] for r in timed),
             "prefill_ms_median": _median(r["timing"]["prefill_ms"] for r in timed),
+            # the audio encoder's share of the prefill and the rest (what pruning can cut); None when not measured
+            "encoder_ms": _mean(r["timing"].get("encoder_ms") for r in timed),
+            "llm_prefill_ms": _mean(r["timing"].get("llm_prefill_ms") for r in timed),
             "decode_ms": _mean(r["timing"]["decode_ms"] for r in timed),
             "decode_tokens_per_s": _mean(r["timing"]["decode_tokens_per_s"] for r in timed),
             "latency_ms": _mean(record_latency_ms(r["timing"]) for r in timed),
@@ -103,6 +106,7 @@ def build_case(case: CaseSpec, spec: TaskSpec, records: Sequence[Mapping[str, An
         "errors": [{"sample_id": r["sample_id"], "kind": r["error_kind"], "error": r["error"]}
                    for r in records if r["status"] == "error"],
         "encoder_reused": sum(bool(r.get("encoder_reused")) for r in records),
+        "inputs_reused": sum(bool(r.get("inputs_reused")) for r in records),
         # static decode compiles once per cache bucket, outside every record's decode_ms
         "compile_ms": round(sum((r.get("timing") or {}).get("compile_ms") or 0.0 for r in records), 3),
     } | run.case_fields()

@@ -229,6 +229,11 @@ def efficiency_rows(cases: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "model": model,
             "method": method,
             "prefill_ms": _avg([c["timing"]["prefill_ms"] for c in group]),
+            # pruning acts inside the language model: only the LLM share of the prefill can shrink
+            "encoder_ms": _avg([c["timing"].get("encoder_ms") for c in group]),
+            "llm_prefill_ms": _avg([c["timing"].get("llm_prefill_ms") for c in group]),
+            "encoder_share": _share([c["timing"].get("encoder_ms") for c in group],
+                                    [c["timing"]["prefill_ms"] for c in group]),
             "speedup": _geomean([speedup(c, bases.get((c["task"], c["model"]))) for c in group]),
             "ideal_speedup": _geomean([1.0 / f if f else None for f in ideal]),
             "decode_ms": _avg([c["timing"]["decode_ms"] for c in group]),
@@ -237,6 +242,12 @@ def efficiency_rows(cases: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "audio_kept": _avg([c["tokens"]["audio_kept"] for c in group]),
         })
     return rows
+
+
+def _share(parts: Sequence[float | None], wholes: Sequence[float | None]) -> float | None:
+    """Σ part ÷ Σ whole over the cases that measured both (None where none did)."""
+    pairs = [(p, w) for p, w in zip(parts, wholes, strict=True) if p is not None and w]
+    return round(sum(p for p, _ in pairs) / sum(w for _, w in pairs), 4) if pairs else None
 
 
 def _avg(values: Sequence[float | None]) -> float | None:

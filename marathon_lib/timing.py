@@ -1,6 +1,7 @@
 """One timing definition for every model (docs/architecture.md, "Timing rules").
 
 prefill = from inputs on the device to the first generated token (audio encoder included);
+          split into encoder_ms (the audio encoder's own calls inside it) and llm_prefill_ms (the rest);
 decode  = the remaining tokens from the same cache; tokens/s = decoded tokens / decode time.
 On CUDA the marks are CUDA events recorded in stream order (no host sync per mark); on CPU they
 are perf_counter readings.
@@ -9,7 +10,7 @@ are perf_counter readings.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from transformers.generation.streamers import BaseStreamer
@@ -61,6 +62,8 @@ class Timing:
     new_tokens: int | None
     latency_ms: float | None = None  # end to end; prefill + decode when both are measured
     compile_ms: float | None = None  # static decode: first use of a cache bucket compiles; excluded from decode_ms
+    encoder_ms: float | None = None  # the audio encoder's share of prefill_ms; None where it is not measured
+    encoder_ms_reused: bool = False  # encoder output reused: encoder_ms was measured when it was computed
 
     def __post_init__(self) -> None:
         if self.latency_ms is None and self.prefill_ms is not None and self.decode_ms is not None:
@@ -70,6 +73,24 @@ class Timing:
     def end_to_end(cls, latency_ms: float, new_tokens: int | None) -> Timing:
         """Only the whole request was timed (API models): no prefill/decode split."""
         return cls(None, None, new_tokens, latency_ms)
+
+    def with_encoder(self, measured_ms: float, carried_ms: float | None) -> Timing:
+        """This generation's encoder split: `measured_ms` spent in encoder calls inside the timed prefill, and
+        `carried_ms` the time an encoder output reused here took when it was computed (None: nothing reused). The
+        carried time is added to prefill_ms (and latency), so a reused record's prefill stays comparable with a
+        full one; llm_prefill_ms (prefill - encoder) is what pruning can cut."""
+        if self.prefill_ms is None:
+            return self
+        carried = carried_ms or 0.0
+        return replace(self, prefill_ms=self.prefill_ms + carried,
+                       latency_ms=None if self.latency_ms is None else self.latency_ms + carried,
+                       encoder_ms=measured_ms + carried, encoder_ms_reused=carried_ms is not None)
+
+    @property
+    def llm_prefill_ms(self) -> float | None:
+        if self.prefill_ms is None or self.encoder_ms is None:
+            return None
+        return self.prefill_ms - self.encoder_ms
 
     @property
     def decode_tokens_per_s(self) -> float | None:
@@ -86,6 +107,9 @@ class Timing:
             "new_tokens": self.new_tokens,
             "latency_ms": _round(self.latency_ms),
             "compile_ms": _round(self.compile_ms),
+            "encoder_ms": _round(self.encoder_ms),
+            "llm_prefill_ms": _round(self.llm_prefill_ms),
+            "encoder_ms_reused": self.encoder_ms_reused,
         }
 
 

@@ -7,11 +7,9 @@ import warnings
 
 import pytest
 
+from fixtures.sweep import case_runner, case_samples
 from marathon_lib.gating import GateConfig, failures, gate_case, retained_check
-from marathon_lib.options import in_shard
-from marathon_lib.runner import CaseRunner
 from marathon_lib.schema import CaseSpec, is_base, is_control
-from marathon_lib.tasks import TASKS
 
 METADATA_KEYS = ("case_id", "task", "task_code", "model", "pruner", "prune_ratio", "prune_layer", "press",
                  "compression_ratio", "press_scope", "press_mode", "control", "max_new_tokens", "generation_capped",
@@ -32,20 +30,17 @@ def live_progress(config: pytest.Config):
     return write
 
 
-def test_case(case: CaseSpec, run_options, dataset, case_model, prune_hook, kv_press, results, gate,
+def test_case(case: CaseSpec, run_options, dataset, case_model, prune_hook, kv_press, results, gate, sample_major,
               json_metadata: dict, request: pytest.FixtureRequest) -> None:
-    spec = TASKS.get(case.task)
     if case.task in dataset.missing:  # a data root holding only some tasks: this one is absent (or ambiguous)
         pytest.fail(dataset.missing[case.task], pytrace=False)
-    selection = spec.select(dataset.path, run_options.protocol, run_options.sample_limit)
-    samples = [s for s in selection.samples if in_shard(case.case_id, s.sample_id, run_options.shard)]
+    selection, samples = case_samples(case, run_options, dataset)
     if not samples and run_options.shard:
         pytest.skip(f"shard {run_options.shard[0]}/{run_options.shard[1]} holds no sample of {case.case_id}")
-    progress = live_progress(request.config)
-    runner = CaseRunner(case, spec, case_model, results, progress=progress, hook=prune_hook, seed=run_options.seed,
-                        shard=run_options.shard, press=kv_press, max_new_tokens=run_options.max_new_tokens,
-                        protocol=run_options.protocol, data=dataset.case_data(selection))
-    summary = runner.run(samples)
+    runner = case_runner(case, case_model, run_options, dataset, results, selection, prune_hook, kv_press,
+                         live_progress(request.config))
+    # --order sample: computed with the rest of its (task, model) group, sample by sample (marathon_lib.sweep)
+    summary = runner.run(samples, sample_major.take(request, runner, samples, prune_hook))
 
     json_metadata.update({key: summary[key] for key in METADATA_KEYS})  # pytest-json-report, per case
     model_errors = [e for e in summary["errors"] if e["kind"] == "model"]

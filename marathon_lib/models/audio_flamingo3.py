@@ -81,7 +81,8 @@ class AudioFlamingo3(AudioLM):
             messages.append({"role": "system", "content": system or self.default_system_prompt})
         messages.append({"role": "user", "content": [{"type": "text", "text": prompt}, {"type": "audio"}]})
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        batch = self.processor(text=text, audio=[audio], sampling_rate=self.sampling_rate, return_tensors="pt")
+        batch = self.processor(text=text, audio=[audio], sampling_rate=self.sampling_rate, return_tensors="pt",
+                               **self.feature_kwargs())
         fe = self.processor.feature_extractor
         valid = int(batch["input_features_mask"].sum())  # every 30 s window of the one clip
         check_feature_coverage([audio], [valid], fe.hop_length, self.sampling_rate)

@@ -75,6 +75,11 @@ class BenchModel(Protocol):
         """Decoder layers (the report's ideal prefill fraction); None where the model exposes none."""
         return None
 
+    def encoder_clock(self) -> Any:
+        """models.reuse.EncoderClock timing the audio encoder inside each prefill; None where nothing is timed
+        locally (API models)."""
+        return None
+
 
 class AudioLM(BenchModel):
     """One adapter per model family. Subclasses load the model/processor and build inputs."""
@@ -98,6 +103,7 @@ class AudioLM(BenchModel):
         self.clock = Clock(self.device)
         self.inputs_cache = InputsCache()
         self.encoder_cache: Any = None  # models.reuse.EncoderOutputCache with --reuse-audio-encoder
+        self._encoder_clock: Any = None  # models.reuse.EncoderClock, installed on first use
         self.decode_mode = "eager"
         self.decoder: Any = None  # models.decode.StaticDecoder for decode modes "static" / "compiled"
 
@@ -188,6 +194,12 @@ class AudioLM(BenchModel):
     def generation_kwargs(self) -> dict[str, Any]:
         return {}
 
+    def feature_kwargs(self) -> dict[str, Any]:
+        """Processor kwargs of the Whisper-style feature extractors: their torch path (transformers' default when
+        torch is present) computes the log-mel features on the model's GPU instead of the CPU; on CPU nothing to
+        add. tests_bench/test_model_inputs.py checks that path against the numpy one."""
+        return {"device": str(self.device)} if self.device.type == "cuda" else {}
+
     # --- shared -----------------------------------------------------------------------------
     def to_device(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         moved = {}
@@ -216,12 +228,22 @@ class AudioLM(BenchModel):
             raise ValueError(f"{self.family}: {len(found)} modules named audio_tower; set audio_encoder_path")
         return found[0]
 
+    def encoder_clock(self) -> Any:
+        """The clock around the audio encoder's forward (models.reuse.EncoderClock), installed on first use."""
+        from .reuse import EncoderClock
+
+        if self._encoder_clock is None:
+            self._encoder_clock = EncoderClock(self.audio_encoder(), self.clock).install()
+        return self._encoder_clock
+
     def reuse_audio_encoder(self, size: int = 16) -> None:
-        """Serve repeated encoder calls on the same features from a bounded cache (models.reuse)."""
+        """Serve repeated encoder calls on the same features from a bounded cache (models.reuse); installed over
+        the encoder clock, so a served call hands on the time its computation took."""
         from .reuse import EncoderOutputCache
 
         if self.encoder_cache is None:
-            self.encoder_cache = EncoderOutputCache(self.audio_encoder(), size).install()
+            clock = self.encoder_clock()
+            self.encoder_cache = EncoderOutputCache(self.audio_encoder(), size, clock).install()
 
     def set_decode_mode(self, mode: str) -> None:
         """eager: HF `generate`; static: a static per-layer KV cache; compiled: that cache with a compiled step.

@@ -67,7 +67,8 @@ class Qwen2Audio(AudioLM):
             messages.append({"role": "system", "content": system or self.default_system_prompt})
         messages.append({"role": "user", "content": content})
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        batch = self.processor(text=text, audio=chunks, sampling_rate=self.sampling_rate, return_tensors="pt")
+        batch = self.processor(text=text, audio=chunks, sampling_rate=self.sampling_rate, return_tensors="pt",
+                               **self.feature_kwargs())
         fe = self.processor.feature_extractor
         check_feature_coverage(chunks, batch["feature_attention_mask"].sum(-1).tolist(), fe.hop_length,
                                self.sampling_rate)

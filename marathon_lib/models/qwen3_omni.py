@@ -78,7 +78,7 @@ class Qwen3OmniThinker(AudioLM):
             messages.append({"role": "system", "content": [text_part]})
         messages.append({"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": prompt}]})
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        batch = self.processor(text=text, audio=[audio], return_tensors="pt", padding=True)
+        batch = self.processor(text=text, audio=[audio], return_tensors="pt", padding=True, **self.feature_kwargs())
         fe = self.processor.feature_extractor
         check_feature_coverage([audio], batch["feature_attention_mask"].sum(-1).tolist(), fe.hop_length,
                                self.sampling_rate)

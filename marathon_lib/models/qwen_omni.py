@@ -87,7 +87,7 @@ class QwenOmniThinker(AudioLM):
             {"role": "user", "content": content},
         ]
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        batch = self.processor(text=text, audio=chunks, return_tensors="pt", padding=True)
+        batch = self.processor(text=text, audio=chunks, return_tensors="pt", padding=True, **self.feature_kwargs())
         self._check_not_truncated(chunks, batch["feature_attention_mask"])
         return self.inputs_from(batch, self.audio_token_id, len(audio) / self.sampling_rate, len(chunks))
 

@@ -80,6 +80,9 @@ class RemoteCodeLM(AudioLM):
     def layer_count(self) -> int | None:
         return None  # no hook attaches, so there is no ideal pruned-prefill fraction to compute
 
+    def encoder_clock(self) -> None:
+        return None  # the hub code names no one audio encoder module: encoder_ms stays None (not measured)
+
 
 # --- Aero-1-Audio ---------------------------------------------------------------------------------
 AERO_AUDIO_TOKEN = "<|AUDIO|>"  # the placeholder Aero's processor expands per clip (lmms-eval's aero adapter)

@@ -37,6 +37,7 @@ def test_defaults_are_valid() -> None:
     ({"controls": "no_audio,nope"}, ["--controls", "nope", "no_audio"]),
     ({"pruners": "no_audio"}, ["--pruners", "no_audio"]),  # a control, not a pruner
     ({"prune_layer": 0}, ["--prune-layer", "0"]),
+    ({"order": "samples"}, ["--order", "samples", "case"]),
     ({"sample_limit": -1}, ["--sample-limit", "-1"]),
     ({"max_new_tokens": -1}, ["--max-new-tokens", "-1"]),
     ({"dtype": "int8"}, ["--dtype", "int8"]),
@@ -143,7 +144,8 @@ def test_one_option_table() -> None:
         build_options(**GOOD, prune_ratios="0.5")
 
 
-@pytest.mark.parametrize("command", [["efficiency"], ["decode-bench"], ["compare", "new", "base"], ["fixtures"]])
+@pytest.mark.parametrize("command", [["efficiency"], ["decode-bench"], ["compare", "new", "base"], ["fixtures"],
+                                     ["sweep-bench"]])
 def test_cli_spells_options_as_pytest_does(command: list[str]) -> None:
     """`marathon` subcommands take the table's spelling (--prune-ratio, --prune-layer, ...), never their own."""
     from marathon_lib.cli import build_parser
@@ -152,7 +154,9 @@ def test_cli_spells_options_as_pytest_does(command: list[str]) -> None:
     shared = {"efficiency": ["--prune-ratio", "0.3,0.7", "--prune-layer", "3", "--dtype", "bfloat16"],
               "decode-bench": ["--prune-ratio", "0.3,0.7", "--prune-layer", "3", "--dtype", "bfloat16"],
               "compare": ["--max-score-drop", "2", "--max-slowdown", "1.2", "--min-retained", "90"],
-              "fixtures": ["--synthetic-seconds", "4", "--synthetic-samples", "2", "--seed", "7"]}[command[0]]
+              "fixtures": ["--synthetic-seconds", "4", "--synthetic-samples", "2", "--seed", "7"],
+              "sweep-bench": ["--prune-ratio", "0.3,0.7", "--synthetic-samples", "40", "--synthetic-seconds", "30",
+                              "--decode", "compiled"]}[command[0]]
     args = parser.parse_args([*command, *shared])
     for flag, value in zip(shared[::2], shared[1::2]):
         option = next(o for o in SUITE_OPTIONS if o.flag == flag)

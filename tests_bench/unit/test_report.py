@@ -116,7 +116,18 @@ def test_efficiency_and_retained_tables(tmp_path: Path) -> None:
     assert efficiency[(MODEL_A, "random r=0.5 L2")]["speedup"] == 1.25
     assert efficiency[(MODEL_B, "base")]["speedup"] == 1.0
     eff_rows = {(r[0], r[1]): r for r in table(markdown, "Efficiency")}
-    assert eff_rows[(MODEL_A, "dart r=0.5 L2")][2:] == ["50.0", "2.00", "1.14", "50.0", "20.0", "100.0", "50.0", "50.0"]
+    # case files without the encoder split (older runs): its shares are –
+    assert eff_rows[(MODEL_A, "dart r=0.5 L2")][2:] == ["50.0", "–", "–", "2.00", "1.14", "50.0", "20.0", "100.0",
+                                                         "50.0", "50.0"]
+    split = [make_case(task, pruner="dart", ratio=0.5, prefill=prefill) for task, prefill in (("TAU", 50.0),
+                                                                                           ("HAD", 150.0))]
+    for case, encoder in zip(split, (20.0, 20.0), strict=True):
+        case["timing"] |= {"encoder_ms": encoder, "llm_prefill_ms": case["timing"]["prefill_ms"] - encoder}
+    row = efficiency_rows(split)[0]
+    assert (row["encoder_ms"], row["llm_prefill_ms"], row["encoder_share"]) == (20.0, 80.0, 0.2)  # 40 / 200 ms
+    write_report(write_cases(tmp_path / "split", split), plots=False)
+    split_row = table((tmp_path / "split" / "leaderboard.md").read_text(), "Efficiency")[0]
+    assert split_row[3:5] == ["20.0", "80.0"]  # encoder %, LLM %
 
     base_sum = sum(30.0 + 5 * i for i in range(10))
     retained = {(r["model"], r["method"]): r["retained"] for r in retained_rows(cases)}

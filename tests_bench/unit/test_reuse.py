@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from marathon_lib.models import load_model, resolve_model
-from marathon_lib.models.reuse import EncoderOutputCache
+from marathon_lib.models.reuse import EncoderClock, EncoderOutputCache
 from marathon_lib.paths import cache_root
 from marathon_lib.pruning import PRUNERS, PruneHook
 from marathon_lib.results import ResultsDir
@@ -17,6 +17,7 @@ from marathon_lib.runner import CaseRunner
 from marathon_lib.schema import CaseSpec
 from marathon_lib.synthetic import ensure_synthetic_datasets
 from marathon_lib.tasks import TASKS
+from marathon_lib.timing import Clock, Timing
 
 
 class Doubler(nn.Module):
@@ -44,6 +45,39 @@ def test_cache_matches_equal_inputs_only_and_stays_bounded() -> None:
     cache.remove()
     module(x)
     assert module.calls == 5 and "forward" not in module.__dict__
+
+
+def test_encoder_clock_times_computations_and_a_hit_carries_the_computed_time() -> None:
+    module = Doubler()
+    clock = EncoderClock(module, Clock(torch.device("cpu"))).install()
+    cache = EncoderOutputCache(module, size=2, clock=clock).install()
+    x = torch.arange(6.0)
+    clock.begin()
+    module(x)
+    measured, carried = clock.reading()
+    assert len(clock.spans) == 1 and measured > 0 and carried is None
+    clock.begin()
+    module(x.clone())  # served: nothing measured, the first computation's time carried
+    assert clock.reading() == (0.0, measured) and module.calls == 1
+    with cache.bypassed():  # a warm-up: computed, neither stored nor served
+        clock.begin()
+        module(x)
+        assert module.calls == 2 and clock.carried == [] and len(clock.spans) == 1
+    assert (cache.hits, cache.misses) == (1, 1)
+    cache.remove()
+    assert module.forward == clock._forward  # the clock stays
+    clock.remove()
+    assert "forward" not in module.__dict__
+
+
+def test_timing_with_encoder_keeps_prefill_comparable() -> None:
+    timing = Timing(prefill_ms=30.0, decode_ms=10.0, new_tokens=4)
+    own = timing.with_encoder(12.0, None)
+    assert (own.prefill_ms, own.encoder_ms, own.llm_prefill_ms, own.encoder_ms_reused) == (30.0, 12.0, 18.0, False)
+    reused = timing.with_encoder(0.0, 12.0)  # the prefill ran without the encoder: its time is added back
+    assert (reused.prefill_ms, reused.latency_ms, reused.encoder_ms, reused.llm_prefill_ms) == (42.0, 52.0, 12.0, 30.0)
+    assert reused.encoder_ms_reused and reused.as_dict()["encoder_ms_reused"] is True
+    assert Timing.end_to_end(100.0, 3).with_encoder(0.0, None).encoder_ms is None  # API: nothing to split
 
 
 def test_sweep_reuses_the_encoder_and_changes_no_result(tmp_path: Path) -> None:
@@ -83,3 +117,11 @@ def test_sweep_reuses_the_encoder_and_changes_no_result(tmp_path: Path) -> None:
         assert {r["key"] for r in records}.isdisjoint({r["key"] for r in plain[case_id]})
     later = [r for case_id, records in reused.items() if not case_id.endswith("base") for r in records]
     assert all(r["encoder_reused"] for r in later)
+    # encoder_ms: measured inside the prefill, carried (and said) where the output was reused
+    base = {r["sample_id"]: r["timing"] for r in reused[cases[0].case_id]}
+    for record in later:
+        assert record["timing"]["encoder_ms_reused"]
+        assert record["timing"]["encoder_ms"] == base[record["sample_id"]]["encoder_ms"]
+    for timing in [r["timing"] for records in plain.values() for r in records] + list(base.values()):
+        assert not timing["encoder_ms_reused"] and 0 < timing["encoder_ms"] < timing["prefill_ms"]
+        assert timing["llm_prefill_ms"] == pytest.approx(timing["prefill_ms"] - timing["encoder_ms"], abs=2e-3)
