@@ -85,7 +85,7 @@ def run_efficiency(
     clock = Clock(torch.device(device))
     generator = torch.Generator(device=device).manual_seed(0)
     embeds = torch.randn(1, tokens, model.config.hidden_size, generator=generator, device=device).to(torch_dtype)
-    positions = torch.arange(audio_start, audio_start + audio_tokens, device=device)
+    positions = torch.arange(audio_start, audio_start + audio_tokens)  # on the host, as the runner arms hooks
 
     @torch.inference_mode()
     def prefill() -> None:

@@ -76,7 +76,7 @@ class DartPruner:
     def select(self, hook: PruneHook, positions: torch.Tensor, n_keep: int, hidden: torch.Tensor) -> torch.Tensor:
         norms = hook.key_l1_norms(hidden)
         normed = hook.normed_hidden(hidden)
-        text = torch.arange(int(positions.max()) + 1, hidden.shape[0], device=hidden.device)
+        text = hook.text_after_audio(hidden.shape[0], hidden.device)  # no int() of a device tensor
         return select_dart(positions, n_keep, norms[positions], normed[positions], norms[text], normed[text],
                            self.audio_pivots, self.text_pivots)
 

@@ -58,6 +58,7 @@ class PruneHook:
         self.prompt_len = 0
         self.captured: dict[str, Any] = {}
         self.last_kept_audio: torch.Tensor | None = None
+        self.audio_end = 0  # one past the last audio position of the armed prompt
 
     # --- lifecycle ------------------------------------------------------------------------------
     def install(self) -> PruneHook:
@@ -80,6 +81,10 @@ class PruneHook:
     def __exit__(self, *exc: object) -> None:
         self.remove()
 
+    def text_after_audio(self, length: int, device: torch.device) -> torch.Tensor:
+        """Positions after the last audio token of a `length`-token prefill (DART's text pivot candidates)."""
+        return torch.arange(self.audio_end, length, device=device)
+
     @contextmanager
     def armed(
         self,
@@ -91,6 +96,7 @@ class PruneHook:
         if audio_positions.numel() == 0:
             raise ValueError("the prompt has no audio tokens: nothing to prune")
         self.audio_positions, self.generator, self.forced = audio_positions, generator, forced_audio_keep
+        self.audio_end = int(audio_positions.max()) + 1  # read here, on the host: no device sync in the prefill
         self.keep, self.captured, self.last_kept_audio = None, {}, None
         try:
             yield self

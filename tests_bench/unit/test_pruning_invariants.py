@@ -13,7 +13,7 @@ after it) and what ends up in the KV cache.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -321,6 +321,10 @@ class FakeHook:
     attention: torch.Tensor  # (seq,)
     key_norms: torch.Tensor  # (seq,)
     normed: torch.Tensor  # (seq, D)
+    audio_end: int = 0  # one past the last audio position (PruneHook reads it when armed)
+
+    def text_after_audio(self, length: int, device: torch.device) -> torch.Tensor:
+        return torch.arange(self.audio_end, length, device=device)
 
     def last_query_attention(self) -> torch.Tensor:
         return self.attention
@@ -355,9 +359,10 @@ def test_registered_pruner_invariants(name: str, layout: tuple[int, torch.Tensor
     pruner = PRUNERS.get(name)
     n = kept_count(positions.numel(), ratio)
     hidden = torch.zeros(seq_len, 8)
-    kept = pruner.select(fake_hook(seq_len, mode, seed), positions, n, hidden)
+    end = int(positions.max()) + 1
+    kept = pruner.select(replace(fake_hook(seq_len, mode, seed), audio_end=end), positions, n, hidden)
     check_selection(kept, positions, ratio)
-    again = pruner.select(fake_hook(seq_len, mode, seed), positions.clone(), n, hidden)
+    again = pruner.select(replace(fake_hook(seq_len, mode, seed), audio_end=end), positions.clone(), n, hidden)
     assert torch.equal(kept, again), f"{name}: same inputs and seed must select the same tokens"
     if ratio == 0.0:
         assert torch.equal(kept, positions)
