@@ -219,22 +219,30 @@ class AudioLM(BenchModel):
         return ModelInputs(tensors=tensors, spans=spans, audio_seconds=audio_seconds, audio_chunks=audio_chunks,
                            **extra)
 
-    def audio_encoder(self) -> torch.nn.Module:
-        """The audio encoder module (what --reuse-audio-encoder caches)."""
+    def find_audio_encoder(self) -> torch.nn.Module | None:
+        """The audio encoder module (what --reuse-audio-encoder caches and encoder_ms times); None when the model
+        has no single one (no audio_encoder_path, not exactly one module named audio_tower)."""
         if self.audio_encoder_path is not None:
             return self.model.get_submodule(self.audio_encoder_path)
         found = [module for name, module in self.model.named_modules() if name.split(".")[-1] == "audio_tower"]
-        if len(found) != 1:
-            raise ValueError(f"{self.family}: {len(found)} modules named audio_tower; set audio_encoder_path")
-        return found[0]
+        return found[0] if len(found) == 1 else None
+
+    def audio_encoder(self) -> torch.nn.Module:
+        encoder = self.find_audio_encoder()
+        if encoder is None:
+            raise ValueError(f"{self.family}: no single module named audio_tower; set audio_encoder_path")
+        return encoder
 
     def encoder_clock(self) -> Any:
-        """The clock around the audio encoder's forward (models.reuse.EncoderClock), installed on first use."""
+        """The clock around the audio encoder's forward (models.reuse.EncoderClock), installed on first use; None
+        for a model without one audio encoder module (no audio_tower, no audio_encoder_path): its records then
+        carry encoder_ms null, not measured."""
         from .reuse import EncoderClock
 
         if self._encoder_clock is None:
-            self._encoder_clock = EncoderClock(self.audio_encoder(), self.clock).install()
-        return self._encoder_clock
+            encoder = self.find_audio_encoder()
+            self._encoder_clock = False if encoder is None else EncoderClock(encoder, self.clock).install()
+        return self._encoder_clock or None
 
     def reuse_audio_encoder(self, size: int = 16) -> None:
         """Serve repeated encoder calls on the same features from a bounded cache (models.reuse); installed over
