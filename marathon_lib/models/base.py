@@ -197,7 +197,7 @@ class AudioLM(BenchModel):
     def feature_kwargs(self) -> dict[str, Any]:
         """Processor kwargs of the Whisper-style feature extractors: their torch path (transformers' default when
         torch is present) computes the log-mel features on the model's GPU instead of the CPU; on CPU nothing to
-        add. tests_bench/test_model_inputs.py checks that path against the numpy one."""
+        add. tests_bench/unit/test_sweep.py checks that path against the numpy one."""
         return {"device": str(self.device)} if self.device.type == "cuda" else {}
 
     # --- shared -----------------------------------------------------------------------------
