@@ -2,13 +2,16 @@
 a radar of the task scores per model.
 
 Figures are built on `matplotlib.figure.Figure` directly (no pyplot): no global backend state, headless,
-nothing left open between calls.
+nothing left open between calls. Every legend and label sits inside its figure (constrained layout, legends
+placed outside the axes but inside the canvas); a model keeps one colour in every figure of a report, and a
+method one colour and marker in every figure.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,12 +26,27 @@ from .tasks import TASKS, leaderboard_columns
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # methods that score alike still tell apart
 BASE_COLOUR = "#555555"
+# The pruners keep their colour and marker in every figure; methods beyond them take the rest in name order.
+METHOD_STYLES = {
+    "random": {"color": "#9467bd", "marker": "D"},
+    "frame": {"color": "#2ca02c", "marker": "^"},
+    "fast_v": {"color": "#d62728", "marker": "s"},
+    "dart": {"color": "#1f77b4", "marker": "o"},
+}
+RATIO_LABEL = "prune ratio (fraction of audio tokens dropped)"
+SCORE_LABEL = "score (%)"
+LEGEND_WRAP = 48  # characters per legend line: long model names wrap instead of running off the canvas
 
 
-def write_plots(cases: Sequence[dict[str, Any]], out: Path) -> list[Path]:
-    """All figures for these cases under `out`; returns the files written."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+def model_colours(cases: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """One colour per model of a report (models in name order), shared by every figure drawn from it."""
+    return {model: PALETTE[i % len(PALETTE)] for i, model in enumerate(sorted({c["model"] for c in cases}))}
+
+
+def report_figures(cases: Sequence[dict[str, Any]]) -> dict[str, Figure]:
+    """Every figure for these cases, by file name."""
+    colours = model_colours(cases)
+    figures: dict[str, Figure] = {}
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for case in cases:
         by_model[case["model"]].append(case)
@@ -36,12 +54,18 @@ def write_plots(cases: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         if all(is_base(c) for c in group):  # nothing varies with the ratio: the radar shows it
             continue
         name = _file_part(model)
-        written.append(_save(score_vs_ratio_figure(model, group), out / f"score_vs_ratio_{name}.png"))
-        written.append(_save(speedup_figure(model, group), out / f"prefill_speedup_{name}.png"))
-    radar = radar_figure(cases)
+        figures[f"score_vs_ratio_{name}.png"] = score_vs_ratio_figure(model, group, colours[model])
+        figures[f"prefill_speedup_{name}.png"] = speedup_figure(model, group, colours[model])
+    radar = radar_figure(cases, colours)
     if radar is not None:
-        written.append(_save(radar, out / "radar_task_scores.png"))
-    return written
+        figures["radar_task_scores.png"] = radar
+    return figures
+
+
+def write_plots(cases: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+    """All figures for these cases under `out`; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    return [_save(fig, out / name) for name, fig in report_figures(cases).items()]
 
 
 def _file_part(model: str) -> str:
@@ -53,34 +77,45 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _wrap(label: str) -> str:
+    return "\n".join(textwrap.wrap(label, LEGEND_WRAP, break_long_words=False)) or label
+
+
 def _task_order(cases: Sequence[dict[str, Any]]) -> list[str]:
     """Tasks in the leaderboard's column order (SER SCR ASR | SED MC ASC | SD ER SAR SGR)."""
     order = {code: i for i, code in enumerate(leaderboard_columns())}
     return sorted({c["task"] for c in cases}, key=lambda task: order.get(TASKS.get(task).code, len(order)))
 
 
-def _grid(n: int, title: str, ylabel: str, xlabel: str) -> tuple[Figure, list[Any]]:
+def _grid(n: int, title: str, ylabel: str, xlabel: str, colour: str) -> tuple[Figure, list[Any]]:
     cols = min(n, 5)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(3.4 * cols + 0.6, 3.0 * rows + 0.9), layout="constrained")
+    fig = Figure(figsize=(3.4 * cols + 0.6, 3.0 * rows + 1.1), layout="constrained")
     axes = list(fig.subplots(rows, cols, squeeze=False).flat)
     for ax in axes[n:]:
         ax.set_visible(False)
-    for i, ax in enumerate(axes[:n]):
-        if i % cols == 0:
-            ax.set_ylabel(ylabel)
-        if i >= n - cols:
-            ax.set_xlabel(xlabel)
+    for ax in axes[:n]:
         ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=13)
+    fig.suptitle(title, fontsize=13, color=colour)  # the model's colour, as on the radar
+    fig.supxlabel(xlabel)  # once for the grid: a panel is too narrow for the label with its unit
+    fig.supylabel(ylabel)
     return fig, axes[:n]
 
 
 def _methods(cases: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-    """A fixed colour and marker per (pruner, layer), the same in every panel."""
+    """A colour and marker per (pruner, layer): the pruner's own (METHOD_STYLES), the same in every figure."""
     keys = sorted({(c["pruner"], c["prune_layer"]) for c in cases if c["pruner"] != "base"})
-    return {key: {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)]}
-            for i, key in enumerate(keys)}
+    others = sorted({pruner for pruner, _ in keys if pruner not in METHOD_STYLES})
+    styles = {}
+    for pruner, layer in keys:
+        style = METHOD_STYLES.get(pruner)
+        if style is None:
+            i = len(METHOD_STYLES) + others.index(pruner)
+            style = {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)]}
+        layers = sorted({k for p, k in keys if p == pruner})
+        dashes = ("-", "--", "-.", ":")
+        styles[pruner, layer] = style | {"linestyle": dashes[layers.index(layer) % len(dashes)]}
+    return styles
 
 
 def _method_name(key: tuple[str, int], methods: dict[tuple[str, int], dict[str, Any]]) -> str:
@@ -95,20 +130,21 @@ def _legend(fig: Figure, axes: list[Any]) -> None:
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), frameon=False)
+    if labels:
+        fig.legend(handles, labels, loc="outside right upper", frameon=False)  # clear of the shared axis labels
 
 
-def score_vs_ratio_figure(model: str, cases: Sequence[dict[str, Any]]) -> Figure:
+def score_vs_ratio_figure(model: str, cases: Sequence[dict[str, Any]], colour: str = BASE_COLOUR) -> Figure:
     """One panel per task: leaderboard score against prune ratio, a line per method starting at base (r = 0)."""
     tasks = _task_order(cases)
     methods = _methods(cases)
     bases = base_cases(cases)
-    fig, axes = _grid(len(tasks), f"{model}: score vs audio-token prune ratio", "score", "prune ratio")
+    fig, axes = _grid(len(tasks), f"{model}: score vs audio-token prune ratio", SCORE_LABEL, RATIO_LABEL, colour)
     for ax, task in zip(axes, tasks):
         base = bases.get((task, model))
         base_score = base["metrics"]["score"] if base else None
         if base_score is not None:
-            ax.axhline(base_score, color=BASE_COLOUR, linestyle=":", linewidth=1.2, label="base")
+            ax.axhline(base_score, color=BASE_COLOUR, linestyle=":", linewidth=1.2, label="base (no pruning)")
         for key, style in methods.items():
             points = sorted((c["prune_ratio"], c["metrics"]["score"]) for c in cases
                             if c["task"] == task and (c["pruner"], c["prune_layer"]) == key
@@ -125,14 +161,14 @@ def score_vs_ratio_figure(model: str, cases: Sequence[dict[str, Any]]) -> Figure
     return fig
 
 
-def speedup_figure(model: str, cases: Sequence[dict[str, Any]]) -> Figure:
+def speedup_figure(model: str, cases: Sequence[dict[str, Any]], colour: str = BASE_COLOUR) -> Figure:
     """One panel per task: realized prefill speed-up over the same-run base against prune ratio, with the
     ideal (K·S + (N−K)·S')/(N·S) line where the cases record the model's layer count N."""
     tasks = _task_order(cases)
     methods = _methods(cases)
     bases = base_cases(cases)
     fig, axes = _grid(len(tasks), f"{model}: prefill speed-up vs prune ratio (realized; dashed: ideal)",
-                      "speed-up ×", "prune ratio")
+                      "prefill speed-up (× base)", RATIO_LABEL, colour)
     for ax, task in zip(axes, tasks):
         base = bases.get((task, model))
         pruned = [c for c in cases if c["task"] == task and c["pruner"] != "base"]
@@ -159,26 +195,28 @@ def speedup_figure(model: str, cases: Sequence[dict[str, Any]]) -> Figure:
     return fig
 
 
-def radar_figure(cases: Sequence[dict[str, Any]]) -> Figure | None:
+def radar_figure(cases: Sequence[dict[str, Any]], colours: dict[str, str] | None = None) -> Figure | None:
     """The base scores of each model on the task axes they all have; None with fewer than 3 such axes."""
     rows = [row for row in leaderboard_rows(cases) if row["method"] == "base"]
     columns = [c for c in leaderboard_columns() if rows and all(row["scores"][c] is not None for row in rows)]
     if len(columns) < 3:
         return None
+    colours = colours or model_colours(cases)
     angles = [2 * math.pi * i / len(columns) for i in range(len(columns))]
-    fig = Figure(figsize=(6.4, 6.4), layout="constrained")
+    fig = Figure(figsize=(7.0, 7.0 + 0.35 * len(rows)), layout="constrained")
     ax = fig.add_subplot(projection="polar")
     ax.set_theta_offset(math.pi / 2)  # first task at the top, then clockwise like the paper's radar
     ax.set_theta_direction(-1)
-    for i, row in enumerate(sorted(rows, key=lambda r: r["model"])):
+    for row in sorted(rows, key=lambda r: r["model"]):
         values = [row["scores"][c] for c in columns]
-        colour = PALETTE[i % len(PALETTE)]
+        colour = colours[row["model"]]
         ax.plot([*angles, angles[0]], [*values, values[0]], color=colour, linewidth=2, marker="o",
-                label=f"{row['model']} (avg {row['avg']:.1f} over {row['n_tasks']} tasks)")
+                label=_wrap(f"{row['model']} (avg {row['avg']:.1f} % over {row['n_tasks']} tasks)"))
         ax.fill([*angles, angles[0]], [*values, values[0]], color=colour, alpha=0.12)
     ax.set_xticks(angles, columns, fontsize=12)
     ax.set_ylim(0, 100)
-    ax.set_yticks([20, 40, 60, 80, 100], ["20", "40", "60", "80", "100"], fontsize=8, color="#666666")
-    ax.set_title("Task scores per model (base, no pruning)", fontsize=13, pad=18)
-    fig.legend(loc="outside lower center", ncols=min(len(rows), 3), frameon=False)
+    ax.set_yticks([20, 40, 60, 80, 100], ["20", "40", "60", "80", "100 %"], fontsize=8, color="#666666")
+    ax.set_rlabel_position(180 / len(columns))  # radial labels between the first two task axes
+    ax.set_title("Task scores per model (%, base, no pruning)", fontsize=13, pad=18)
+    fig.legend(loc="outside lower center", ncols=1, frameon=False)  # one model a line: never wider than the canvas
     return fig

@@ -355,3 +355,60 @@ def test_rescore_keeps_created_and_merges_pick_by_it(tmp_path: Path) -> None:
     assert old.read_cases()[0]["created"] == "2026-01-01T00:00:00+00:00"
     merged = merge_newest([new.root, old.root], ResultsDir(tmp_path / "merged"))
     assert merged["cases"]["TAU-tiny-qwen2.5-omni-base"] == str(new.root)
+
+
+def misplaced_texts(fig, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Text artists the figure draws (titles, axis and tick labels, legend entries) whose box leaves the canvas
+    or overlaps another drawn text. Text.draw is recorded: tick labels outside an axis's view exist but are
+    never drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    drawn: list[Text] = []
+    draw = Text.draw
+
+    def record(text: Text, renderer) -> None:
+        draw(text, renderer)
+        if text.get_visible() and text.get_text().strip():
+            drawn.append(text)
+
+    canvas = FigureCanvasAgg(fig)
+    with monkeypatch.context() as patch:
+        patch.setattr(Text, "draw", record)
+        canvas.draw()
+    assert drawn, "nothing drawn"
+    renderer, box = canvas.get_renderer(), fig.bbox
+    extents = [(text.get_text(), text.get_window_extent(renderer)) for text in drawn]
+    wrong = [f"{label!r} at {extent.bounds} leaves the canvas {box.bounds}" for label, extent in extents
+             if extent.x0 < box.x0 - 1 or extent.y0 < box.y0 - 1 or extent.x1 > box.x1 + 1 or extent.y1 > box.y1 + 1]
+    for i, (label, extent) in enumerate(extents):
+        wrong += [f"{label!r} overlaps {other!r}" for other, other_extent in extents[i + 1:]
+                  if extent.shrunk(0.95, 0.9).overlaps(other_extent.shrunk(0.95, 0.9))]
+    return wrong
+
+
+def test_every_plot_keeps_its_text_inside_the_figure_and_names_its_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    from marathon_lib.plots import METHOD_STYLES, report_figures
+
+    long_model = "some-organisation/an-audio-language-model-with-a-very-long-name-7B-instruct"
+    cases = sweep() + [make_case(t, long_model, score=s) for t, s in (("TAU", 80.0), ("HAD", 60.0),
+                                                                      ("LibriSpeech", 40.0))]
+    cases += [make_case(t, pruner=p, ratio=r, score=40.0 - 30 * r) for t in ("TAU", "HAD")
+              for p in ("frame", "fast_v") for r in (0.5, 0.9)]
+    figures = report_figures(cases)
+    assert sorted(figures) == ["prefill_speedup_tiny-qwen2.5-omni.png", "radar_task_scores.png",
+                               "score_vs_ratio_tiny-qwen2.5-omni.png"]
+    for name, fig in figures.items():
+        assert misplaced_texts(fig, monkeypatch) == [], name
+    score = figures["score_vs_ratio_tiny-qwen2.5-omni.png"]
+    assert "%" in score._supylabel.get_text() and "fraction of audio tokens" in score._supxlabel.get_text()
+    assert "× base" in figures["prefill_speedup_tiny-qwen2.5-omni.png"]._supylabel.get_text()
+    # a method has one colour in every figure; a model one colour on the radar and in its own figures' titles
+    for fig in (figures["score_vs_ratio_tiny-qwen2.5-omni.png"], figures["prefill_speedup_tiny-qwen2.5-omni.png"]):
+        for line in fig.axes[0].get_lines():
+            if line.get_label() in METHOD_STYLES:
+                assert line.get_color() == METHOD_STYLES[line.get_label()]["color"]
+    radar_colour = {line.get_label().split(" (avg")[0]: line.get_color()
+                    for line in figures["radar_task_scores.png"].axes[0].get_lines()}
+    assert len(set(radar_colour.values())) == 3
+    assert figures["score_vs_ratio_tiny-qwen2.5-omni.png"]._suptitle.get_color() == radar_colour[MODEL_A]
