@@ -1,5 +1,6 @@
 """Models: registered names -> (family adapter, checkpoint), derived from the family classes (models.registry).
-Three kinds of checkpoint: `tiny-<family>` (built locally, random weights), a hub id, or a local checkpoint
+Three kinds of checkpoint: `tiny-<family>` (built locally, random weights; `tiny-qwen2.5-omni-canary` is trained,
+see models/canary.py), a hub id, or a local checkpoint
 directory. Two opt-in kinds of model beside them: hub remote code (`--trust-remote-code`) and API models
 (`api:<model>`, key from the environment); both run base cases only."""
 
@@ -20,10 +21,14 @@ from . import phi4_multimodal, granite_speech, qwen3_omni, gemma3n  # noqa: F401
 from . import api, remote  # noqa: F401
 # isort: on
 from .base import AudioLM, BenchModel
+from .canary import CANARY_NAME, ensure_canary
 from .inputs import AudioSpan, Generation, ModelInputs, find_audio_spans
 from .registry import FAMILIES, MODEL_TYPES, MODELS, ModelEntry, family_keyword, press_support, register_family
 from .shape import ensure_shape_checkpoint, meta_parameter_count
 from .tiny import ensure_tiny_checkpoint
+
+# The trained canary: the Qwen2.5-Omni family's adapter on a checkpoint the suite trains (models/canary.py)
+MODELS.register(CANARY_NAME, ModelEntry(CANARY_NAME, "qwen2.5-omni", None, trained=ensure_canary))
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -46,6 +51,8 @@ def checkpoint_of(entry: ModelEntry, cache_root: Path) -> str:
     """Hub id / directory as registered, or the tiny checkpoint (built once and cached)."""
     if entry.checkpoint is not None:
         return entry.checkpoint
+    if entry.trained is not None:
+        return str(entry.trained(cache_root))
     tiny = ensure_tiny_checkpoint(entry.family, FAMILIES.get(entry.family).build_tiny, cache_root)
     if entry.shape is not None:  # the tiny tokenizer/processor with the real config, no weights
         return str(ensure_shape_checkpoint(entry.shape, tiny, cache_root))

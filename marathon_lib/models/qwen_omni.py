@@ -15,7 +15,7 @@ from .inputs import ModelInputs, split_audio
 from .processors import StubImageProcessor, load_processor, stub_video_processor_class
 from .registry import register_family
 from .shape import ShapeSpec
-from .tiny import train_tokenizer, tokenizer_corpus
+from .tiny import tokenizer_corpus, train_tokenizer
 
 QWEN_SYSTEM_PROMPT = (
     "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
@@ -60,7 +60,11 @@ class QwenOmniThinker(AudioLM):
     default_system_prompt = QWEN_SYSTEM_PROMPT
 
     def load(self) -> tuple[torch.nn.Module, Any]:
-        from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalGeneration, WhisperFeatureExtractor
+        from transformers import (
+            Qwen2_5OmniProcessor,
+            Qwen2_5OmniThinkerForConditionalGeneration,
+            WhisperFeatureExtractor,
+        )
 
         # The thinker loads directly from a full Omni checkpoint; talker/token2wav weights are skipped.
         model = self.from_pretrained(Qwen2_5OmniThinkerForConditionalGeneration)
@@ -107,25 +111,11 @@ class QwenOmniThinker(AudioLM):
 
     @staticmethod
     def build_tiny(dest: Path) -> None:
-        from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniProcessor, WhisperFeatureExtractor
+        from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
 
         tok = train_tokenizer(SPECIAL_TOKENS, tokenizer_corpus(), extra_special=["<|im_start|>"])
         ids = {name: tok.convert_tokens_to_ids(token) for name, token in SPECIAL_TOKENS.items()}
-        thinker = dict(
-            audio_config=dict(num_mel_bins=128, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128,
-                              d_model=64, output_dim=64, n_window=100, max_source_positions=1500),
-            vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
-                               fullatt_block_indexes=[0]),
-            text_config=dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                             num_attention_heads=4, num_key_value_heads=2,
-                             rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
-                             pad_token_id=ids["pad_token"], eos_token_id=ids["eos_token"]),
-            audio_token_index=ids["audio_token"], image_token_index=ids["image_token"],
-            video_token_index=ids["video_token"], audio_start_token_id=ids["audio_bos_token"],
-            audio_end_token_id=ids["audio_eos_token"], vision_start_token_id=ids["vision_bos_token"],
-            vision_end_token_id=ids["vision_eos_token"],
-        )
-        config = Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False)
+        config = Qwen2_5OmniConfig(thinker_config=tiny_thinker_config(tok), enable_audio_output=False)
         # Defaults of the top level and the (unbuilt) talker point into the real 151k vocabulary.
         for field in ("tts_text_start_token_id", "tts_text_end_token_id", "tts_text_pad_token_id",
                       "vision_start_token_id", "vision_end_token_id", "audio_start_token_id", "audio_end_token_id"):
@@ -135,10 +125,36 @@ class QwenOmniThinker(AudioLM):
         config.talker_config.audio_end_token_id = ids["audio_eos_token"]
         torch.manual_seed(0)
         Qwen2_5OmniForConditionalGeneration(config).save_pretrained(dest)
-        # Mirror the real checkpoint's extractor: 128 mel bins, 300 s window (so 120 s -> 3,000 tokens).
-        extractor = WhisperFeatureExtractor(feature_size=128, chunk_length=300, return_attention_mask=True)
-        processor = Qwen2_5OmniProcessor(
-            image_processor=StubImageProcessor(), video_processor=stub_video_processor_class()(),
-            feature_extractor=extractor, tokenizer=tok, chat_template=TINY_CHAT_TEMPLATE,
-        )
-        processor.save_pretrained(dest)
+        tiny_processor(tok).save_pretrained(dest)
+
+
+def tiny_thinker_config(tok: Any, **text: Any) -> dict[str, Any]:
+    """The tiny thinker's configuration for tokenizer `tok` (its vocabulary and special-token ids); `text` overrides
+    language-model fields (the trained canary ties its embeddings)."""
+    ids = {name: tok.convert_tokens_to_ids(token) for name, token in SPECIAL_TOKENS.items()}
+    return dict(
+        audio_config=dict(num_mel_bins=128, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128,
+                          d_model=64, output_dim=64, n_window=100, max_source_positions=1500),
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                           fullatt_block_indexes=[0]),
+        text_config=dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+                         pad_token_id=ids["pad_token"], eos_token_id=ids["eos_token"]) | text,
+        audio_token_index=ids["audio_token"], image_token_index=ids["image_token"],
+        video_token_index=ids["video_token"], audio_start_token_id=ids["audio_bos_token"],
+        audio_end_token_id=ids["audio_eos_token"], vision_start_token_id=ids["vision_bos_token"],
+        vision_end_token_id=ids["vision_eos_token"],
+    )
+
+
+def tiny_processor(tok: Any) -> Any:
+    """The real processor class around `tok`, with the real checkpoint's extractor: 128 mel bins and a 300 s window
+    (so 120 s -> 3,000 audio tokens)."""
+    from transformers import Qwen2_5OmniProcessor, WhisperFeatureExtractor
+
+    extractor = WhisperFeatureExtractor(feature_size=128, chunk_length=300, return_attention_mask=True)
+    return Qwen2_5OmniProcessor(
+        image_processor=StubImageProcessor(), video_processor=stub_video_processor_class()(),
+        feature_extractor=extractor, tokenizer=tok, chat_template=TINY_CHAT_TEMPLATE,
+    )

@@ -6,8 +6,9 @@ directories, the `-k` keywords and the press support. Native, remote-code and AP
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..kv import PRESSES
@@ -30,6 +31,8 @@ class ModelEntry:
     checkpoint: str | None  # hub id or directory; None = build the tiny checkpoint
     shape: ShapeSpec | None = None  # "shape:<hub id>": the real config, random weights
     access: str = "local"  # "local", "remote_code" (hub code: --trust-remote-code) or "api" (checkpoint = API model)
+    # a trained tiny checkpoint: (cache root) -> its directory, built once and cached (None: random weights)
+    trained: Callable[[Path], Path] | None = None
 
     @property
     def is_tiny(self) -> bool:

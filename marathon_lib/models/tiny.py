@@ -60,9 +60,11 @@ def tokenizer_corpus() -> list[str]:
     return lines * 4
 
 
-def ensure_tiny_checkpoint(family: str, build: Callable[[Path], None], cache_root: Path) -> Path:
-    """Build once per (family, builder version, transformers version); safe under concurrent xdist workers."""
-    key = hashlib.sha256(f"{family}|{TINY_VERSION}|{transformers.__version__}".encode()).hexdigest()[:12]
+def ensure_tiny_checkpoint(family: str, build: Callable[[Path], None], cache_root: Path, recipe: str = "") -> Path:
+    """Build once per (family, builder version, transformers version[, recipe]); safe under concurrent xdist
+    workers. `recipe` content-addresses a trained build (models.canary): any change to it is a new checkpoint."""
+    identity = f"{family}|{TINY_VERSION}|{transformers.__version__}" + (f"|{recipe}" if recipe else "")
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
 
     def build_checkpoint(staging: Path) -> str:
         build(staging)

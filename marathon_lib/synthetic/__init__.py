@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,38 +44,45 @@ __all__ = ["GENERATOR_VERSION", "LAYOUTS", "TASK_DIRS", "build_synthetic_dataset
 
 # --------------------------------------------------------------------------- public API
 
-_WRITERS: tuple[tuple[str, Callable[[_Ctx], list[str]]], ...] = (
-    ("LibriSpeech", _write_librispeech), ("RACE", _write_race), ("SLUE", _write_slue),
-    ("TAU", _write_tau), ("GTZAN", _write_gtzan), ("DESED", _write_desed),
-    ("VESUS", _write_vesus), ("HAD", _write_had), ("VoxCeleb", _write_vox_age),
-    ("VoxCeleb", _write_vox_gender),
+# (task name in the registry, its data directory, writer)
+_WRITERS: tuple[tuple[str, str, Callable[[_Ctx], list[str]]], ...] = (
+    ("LibriSpeech", "LibriSpeech", _write_librispeech), ("RACE", "RACE", _write_race), ("SLUE", "SLUE", _write_slue),
+    ("TAU", "TAU", _write_tau), ("GTZAN", "GTZAN", _write_gtzan), ("DESED", "DESED", _write_desed),
+    ("VESUS", "VESUS", _write_vesus), ("HAD", "HAD", _write_had), ("VoxAge", "VoxCeleb", _write_vox_age),
+    ("VoxGender", "VoxCeleb", _write_vox_gender),
 )
 
 
 def build_synthetic_datasets(root: Path, *, seconds: float = 60.0, samples_per_task: int = 3,
-                             seed: int = 0, layout: str = "flat") -> dict:
-    """Write all 10 task datasets under root in the flat layout or the release tree and return (and write)
-    the fixtures manifest (files relative to root, per dataset)."""
+                             seed: int = 0, layout: str = "flat", tasks: Sequence[str] | None = None) -> dict:
+    """Write the task datasets under root (all 10, or the named `tasks`) in the flat layout or the release tree
+    and return (and write) the fixtures manifest (files relative to root, per dataset). A task's files depend
+    only on (seed, seconds, samples_per_task, layout), never on which others are built."""
     if seconds <= 0 or samples_per_task < 1:
         raise ValueError("seconds must be > 0 and samples_per_task >= 1")
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    known = [name for name, _, _ in _WRITERS]
+    unknown = sorted(set(tasks or ()) - set(known))
+    if unknown:
+        raise ValueError(f"unknown synthetic task(s) {unknown}; known: {', '.join(known)}")
+    writers = [w for w in _WRITERS if tasks is None or w[0] in tasks]
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     ctx = _Ctx(root, float(seconds), int(samples_per_task), int(seed), _detect_engine(), layout)
     for empty in _EMPTY_DIRS[layout]:
         (root / empty).mkdir(parents=True, exist_ok=True)
-    tasks: dict[str, dict] = {d: {"n": 0, "files": []} for d in TASK_DIRS}
+    dirs: dict[str, dict] = {d: {"n": 0, "files": []} for d in TASK_DIRS if any(d == w[1] for w in writers)}
     # Threads overlap espeak-ng subprocesses with numpy work; each writer owns its rng and
     # its files, and results are merged in a fixed order, so output stays deterministic.
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        results = list(pool.map(lambda entry: entry[1](ctx), _WRITERS))
-    for (task_dir, _), files in zip(_WRITERS, results):
-        tasks[task_dir]["files"] = sorted(tasks[task_dir]["files"] + files)
-        tasks[task_dir]["n"] += sum(f.endswith((".wav", ".flac")) for f in files)
+        results = list(pool.map(lambda entry: entry[2](ctx), writers))
+    for (_, task_dir, _), files in zip(writers, results):
+        dirs[task_dir]["files"] = sorted(dirs[task_dir]["files"] + files)
+        dirs[task_dir]["n"] += sum(f.endswith((".wav", ".flac")) for f in files)
     manifest = {"generator_version": GENERATOR_VERSION, "seconds": ctx.seconds,
                 "samples_per_task": ctx.n, "seed": ctx.seed, "speech_engine": ctx.engine.name,
-                "layout": layout, "tasks": tasks}
+                "layout": layout, "tasks": dirs}
     ctx.write_json("fixtures_manifest.json", manifest)
     return manifest
 
